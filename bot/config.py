@@ -1,0 +1,694 @@
+"""config.yaml -> frozen, validated settings.
+
+Every problem is collected with its YAML path and reported in one ConfigError, so an operator fixes the file
+in one go. Secrets are never read from the YAML itself: the YAML names an environment variable or a file.
+Relative paths are resolved against the directory of the config file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.models import CATEGORIES, Person
+
+_MISSING = object()
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_LANG_RE = re.compile(r"^[a-z]{2}$")
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
+
+
+class Reader:
+    """Typed access to a YAML mapping that records problems instead of raising on the first one."""
+
+    def __init__(self, data: Any, base_dir: Path, path: str = "", problems: list[str] | None = None) -> None:
+        self.data = data if isinstance(data, dict) else {}
+        self.base_dir = base_dir
+        self.path = path
+        self.problems: list[str] = problems if problems is not None else []
+        self._known: set[str] = set()
+        if data is not None and not isinstance(data, dict):
+            self.problem("", f"expected a mapping, got {type(data).__name__}")
+
+    def _p(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path and key else (self.path or key)
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self._p(key) or '(top level)'}: {message}")
+
+    def raw(self, key: str, default: Any = _MISSING) -> Any:
+        self._known.add(key)
+        if key in self.data and self.data[key] is not None:
+            return self.data[key]
+        if default is _MISSING:
+            self.problem(key, "is required")
+            return None
+        return default
+
+    def section(self, key: str) -> Reader:
+        value = self.raw(key, {})
+        return Reader(value, self.base_dir, self._p(key), self.problems)
+
+    def str(self, key: str, default: Any = _MISSING, choices: tuple[str, ...] | None = None) -> str:
+        value = self.raw(key, default)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            self.problem(key, f"expected a string, got {value!r}")
+            return str(default) if isinstance(default, str) else ""
+        if choices is not None and value not in choices:
+            self.problem(key, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def bool(self, key: str, default: Any = _MISSING) -> bool:
+        value = self.raw(key, default)
+        if not isinstance(value, bool):
+            self.problem(key, f"expected true or false, got {value!r}")
+            return bool(default) if isinstance(default, bool) else False
+        return value
+
+    def number(self, key: str, default: Any = _MISSING, minimum: float | None = None,
+               maximum: float | None = None, integer: bool = False) -> float:
+        value = self.raw(key, default)
+        kind = "a whole number" if integer else "a number"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+            self.problem(key, f"expected {kind}, got {value!r}")
+            return float(default) if isinstance(default, (int, float)) else 0.0
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = f"{minimum if minimum is not None else '-inf'}..{maximum if maximum is not None else 'inf'}"
+            self.problem(key, f"expected {kind} in {bounds}, got {value!r}")
+        return float(value)
+
+    def int(self, key: str, default: Any = _MISSING, minimum: int | None = None, maximum: int | None = None) -> int:
+        return int(self.number(key, default, minimum, maximum, integer=True))
+
+    def str_list(self, key: str, default: Any = _MISSING, pattern: re.Pattern[str] | None = None,
+                 what: str = "") -> tuple[str, ...]:
+        value = self.raw(key, default)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(key, f"expected a list of strings, got {value!r}")
+            return ()
+        if pattern is not None:
+            for i, v in enumerate(value):
+                if not pattern.match(v):
+                    self.problem(f"{key}[{i}]", f"expected {what or 'a value matching ' + pattern.pattern}, got {v!r}")
+        return tuple(value)
+
+    def path_value(self, key: str, default: Any = _MISSING) -> Path:
+        value = self.str(key, default)
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    def optional_path(self, key: str) -> Path | None:
+        value = self.str(key, "")
+        return self.path_value(key) if value else None
+
+    def secret(self, key: str) -> str | None:
+        """A secret named by `<key>_env` (environment variable) or `<key>_file` (a file); never inline."""
+        if key in self.data:
+            self._known.add(key)
+            self.problem(key, f"secrets are not read from the YAML: use {key}_env or {key}_file")
+        env_name = self.str(f"{key}_env", "")
+        file_name = self.str(f"{key}_file", "")
+        if env_name and os.environ.get(env_name):
+            return os.environ[env_name]
+        if file_name:
+            p = Path(file_name).expanduser()
+            p = p if p.is_absolute() else self.base_dir / p
+            try:
+                return p.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                self.problem(f"{key}_file", f"cannot read {p}: {exc.strerror}")
+        return None
+
+    def check_unknown(self) -> None:
+        """Report keys nobody read: usually a typo that would otherwise be silently ignored."""
+        for key in self.data:
+            if key not in self._known:
+                self.problem(str(key), "unknown key")
+
+
+# ---------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class CompanyConfig:
+    name: str
+    domains: tuple[str, ...]
+    mailbox: str
+
+
+@dataclass(frozen=True)
+class MaildirConfig:
+    path: Path
+    seed: Path | None  # a folder of .eml copied into a new, empty maildir (the demo inbox)
+
+
+@dataclass(frozen=True)
+class GmailConfig:
+    auth: str  # oauth | service_account
+    token_file: Path
+    client_secrets_file: Path | None
+    service_account_file: Path | None
+    subject: str
+    api_endpoint: str
+    batch_uri: str
+    token_uri: str
+    lookback_days: int
+    batch_size: int
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    provider: str
+    maildir: MaildirConfig
+    gmail: GmailConfig
+
+
+@dataclass(frozen=True)
+class PollConfig:
+    interval_seconds: int
+    max_messages_per_cycle: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    processed: str
+    review: str
+    categories: dict[str, str]
+
+    def all(self) -> tuple[str, ...]:
+        return (self.processed, self.review, *self.categories.values())
+
+
+@dataclass(frozen=True)
+class PrefilterConfig:
+    own_domains: tuple[str, ...]
+    block_senders: tuple[str, ...]
+    allow_senders: tuple[str, ...]
+    marketing_domains: tuple[str, ...]
+    auto_reply_subjects: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LlmConfig:
+    enabled: bool
+    base_url: str
+    model: str
+    api_key: str | None
+    mode: str  # auto | json_schema | json_object
+    timeout_seconds: float
+    max_retries: int
+    daily_budget_usd: float
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    call_below_confidence: float
+    call_for_categories: tuple[str, ...]
+    redact: bool
+    thread_cache_hours: float
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    threshold: float
+    text_chars: int
+    default_language: str
+    languages: tuple[str, ...]
+    model_path: Path
+    llm: LlmConfig
+
+
+@dataclass(frozen=True)
+class Away:
+    start: date
+    end: date
+
+
+@dataclass(frozen=True)
+class Member:
+    person: Person
+    away: tuple[Away, ...] = ()
+
+    def is_away(self, day: date) -> bool:
+        return any(a.start <= day <= a.end for a in self.away)
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    members: tuple[Member, ...]
+    cc: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    default_pool: str
+    rfq_pool: str | None
+    language_pools: dict[str, str]
+    pools: dict[str, Pool]
+    colleagues: tuple[str, ...]  # extra addresses that count as "one of our people" (outside our domains)
+
+    def people(self) -> dict[str, Person]:
+        return {m.person.email: m.person for p in self.pools.values() for m in p.members}
+
+
+@dataclass(frozen=True)
+class CategoryAction:
+    archive: bool
+    draft: bool
+    assign: bool
+    notify: bool
+    crm: bool
+    trash_after_hours: float | None
+
+
+@dataclass(frozen=True)
+class RepliesConfig:
+    templates_dir: Path
+    from_name: str
+
+
+@dataclass(frozen=True)
+class SheetsConfig:
+    enabled: bool
+    spreadsheet_key: str
+    worksheet: str
+    credentials_file: Path | None  # service-account JSON; empty -> the Gmail OAuth token
+    base_url: str
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    csv_path: Path
+    sheets: SheetsConfig
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    enabled: bool
+    token: str | None
+    base_url: str
+    fallback_channel: str
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    console: bool
+    slack: SlackConfig
+
+
+@dataclass(frozen=True)
+class HubspotConfig:
+    enabled: bool
+    token: str | None
+    base_url: str
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class CrmConfig:
+    hubspot: HubspotConfig
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    company: CompanyConfig
+    mail: MailConfig
+    poll: PollConfig
+    labels: LabelsConfig
+    prefilter: PrefilterConfig
+    classify: ClassifyConfig
+    routing: RoutingConfig
+    actions: dict[str, CategoryAction]  # categories + "review" + "skip"
+    replies: RepliesConfig
+    audit: AuditConfig
+    notify: NotifyConfig
+    crm: CrmConfig
+    state_dir: Path
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- section readers
+
+_DOMAIN_RE = re.compile(r"^[a-z0-9.-]+\.[a-z]{2,}$")
+_SENDER_RE = re.compile(r"^([^@\s]+@)?@?[a-z0-9.-]+\.[a-z]{2,}$")
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+DEFAULT_ACTIONS: dict[str, dict[str, Any]] = {
+    "lead": {"archive": True, "draft": True, "assign": True, "notify": True, "crm": True},
+    "support": {"archive": True},
+    "accounting": {"archive": True},
+    "vendor": {"archive": True},
+    "job_applicant": {"archive": True},
+    "newsletter": {"archive": True, "trash_after_hours": 72},
+    "spam": {"archive": True, "trash_after_hours": 72},
+    "other": {"archive": True},
+    "review": {"archive": False},
+    "skip": {"archive": False},
+}
+
+
+def _company(r: Reader) -> CompanyConfig:
+    domains = tuple(d.lower() for d in r.str_list("domains", pattern=_DOMAIN_RE, what="a domain like example.com"))
+    if not domains:
+        r.problem("domains", "list at least one of our own domains")
+    mailbox = r.str("mailbox")
+    if mailbox and not _EMAIL_RE.match(mailbox):
+        r.problem("mailbox", f"expected an email address, got {mailbox!r}")
+    cfg = CompanyConfig(name=r.str("name"), domains=domains, mailbox=mailbox.lower())
+    r.check_unknown()
+    return cfg
+
+
+def _mail(r: Reader) -> MailConfig:
+    provider = r.str("provider", "maildir", choices=("maildir", "gmail"))
+    md = r.section("maildir")
+    seed = md.optional_path("seed")
+    maildir = MaildirConfig(path=md.path_value("path", "state/maildir"), seed=seed)
+    md.check_unknown()
+    g = r.section("gmail")
+    gmail = GmailConfig(
+        auth=g.str("auth", "oauth", choices=("oauth", "service_account")),
+        token_file=g.path_value("token_file", "state/gmail-token.json"),
+        client_secrets_file=g.optional_path("client_secrets_file"),
+        service_account_file=g.optional_path("service_account_file"),
+        subject=g.str("subject", ""),
+        api_endpoint=g.str("api_endpoint", "https://gmail.googleapis.com/"),
+        batch_uri=g.str("batch_uri", "https://gmail.googleapis.com/batch/gmail/v1"),
+        token_uri=g.str("token_uri", "https://oauth2.googleapis.com/token"),
+        lookback_days=g.int("lookback_days", 7, minimum=1, maximum=365),
+        batch_size=g.int("batch_size", 50, minimum=1, maximum=50),
+        timeout_seconds=g.number("timeout_seconds", 60, minimum=1),
+    )
+    if provider == "gmail" and gmail.auth == "service_account" and not gmail.service_account_file:
+        g.problem("service_account_file", "is required when auth is service_account")
+    if provider == "gmail" and gmail.auth == "service_account" and not gmail.subject:
+        g.problem("subject", "is required for a service account (the mailbox to act for)")
+    g.check_unknown()
+    cfg = MailConfig(provider=provider, maildir=maildir, gmail=gmail)
+    r.check_unknown()
+    return cfg
+
+
+def _poll(r: Reader) -> PollConfig:
+    cfg = PollConfig(
+        interval_seconds=r.int("interval_seconds", 60, minimum=5, maximum=86400),
+        max_messages_per_cycle=r.int("max_messages_per_cycle", 500, minimum=1),
+        max_attempts=r.int("max_attempts", 5, minimum=1, maximum=100),
+    )
+    r.check_unknown()
+    return cfg
+
+
+def _labels(r: Reader) -> LabelsConfig:
+    cats = r.section("categories")
+    categories = {c: cats.str(c, f"Triage/{c.replace('_', ' ').title().replace(' ', '')}") for c in CATEGORIES}
+    cats.check_unknown()
+    cfg = LabelsConfig(processed=r.str("processed", "Triage/Processed"), review=r.str("review", "Triage/Review"),
+                       categories=categories)
+    names = cfg.all()
+    for name in names:
+        if not name.strip() or name.upper() in {"INBOX", "TRASH", "SPAM", "DRAFT", "SENT", "UNREAD"}:
+            r.problem("", f"label name {name!r} is empty or a Gmail system label")
+    if len(set(names)) != len(names):
+        r.problem("", "label names must be distinct")
+    r.check_unknown()
+    return cfg
+
+
+def _prefilter(r: Reader, company: CompanyConfig) -> PrefilterConfig:
+    cfg = PrefilterConfig(
+        own_domains=company.domains,
+        block_senders=tuple(s.lower() for s in r.str_list("block_senders", [], _SENDER_RE, "an address or @domain")),
+        allow_senders=tuple(s.lower() for s in r.str_list("allow_senders", [], _SENDER_RE, "an address or @domain")),
+        marketing_domains=tuple(d.lower() for d in r.str_list("marketing_domains", [], _DOMAIN_RE, "a domain")),
+        auto_reply_subjects=r.str_list("auto_reply_subjects", []),
+    )
+    for i, pat in enumerate(cfg.auto_reply_subjects):
+        try:
+            re.compile(pat)
+        except re.error as exc:
+            r.problem(f"auto_reply_subjects[{i}]", f"not a valid regular expression: {exc}")
+    r.check_unknown()
+    return cfg
+
+
+def _llm(r: Reader) -> LlmConfig:
+    cfg = LlmConfig(
+        enabled=r.bool("enabled", False),
+        base_url=r.str("base_url", "https://api.openai.com/v1"),
+        model=r.str("model", "gpt-4o-mini"),
+        api_key=r.secret("api_key"),
+        mode=r.str("mode", "auto", choices=("auto", "json_schema", "json_object")),
+        timeout_seconds=r.number("timeout_seconds", 30, minimum=1, maximum=600),
+        max_retries=r.int("max_retries", 2, minimum=0, maximum=10),
+        daily_budget_usd=r.number("daily_budget_usd", 1.0, minimum=0),
+        input_usd_per_mtok=r.number("input_usd_per_mtok", 0.15, minimum=0),
+        output_usd_per_mtok=r.number("output_usd_per_mtok", 0.60, minimum=0),
+        call_below_confidence=r.number("call_below_confidence", 0.9, minimum=0, maximum=1),
+        call_for_categories=r.str_list(
+            "call_for_categories", ["lead", "support", "accounting", "vendor", "job_applicant", "other"]),
+        redact=r.bool("redact", True),
+        thread_cache_hours=r.number("thread_cache_hours", 24, minimum=0),
+    )
+    for i, c in enumerate(cfg.call_for_categories):
+        if c not in CATEGORIES:
+            r.problem(f"call_for_categories[{i}]", f"unknown category {c!r}")
+    r.check_unknown()
+    return cfg
+
+
+def _classify(r: Reader) -> ClassifyConfig:
+    llm_r = r.section("llm")
+    cfg = ClassifyConfig(
+        threshold=r.number("threshold", 0.7, minimum=0, maximum=1),
+        text_chars=r.int("text_chars", 1500, minimum=100, maximum=100_000),
+        default_language=r.str("default_language", "en"),
+        languages=r.str_list("languages", ["en", "de", "fr", "es", "it", "pt"], _LANG_RE, "an ISO 639-1 code"),
+        model_path=r.path_value("model_path", "state/model.json"),
+        llm=_llm(llm_r),
+    )
+    if not _LANG_RE.match(cfg.default_language):
+        r.problem("default_language", f"expected an ISO 639-1 code like en, got {cfg.default_language!r}")
+    r.check_unknown()
+    return cfg
+
+
+def _date(r: Reader, key: str) -> date | None:
+    value = r.raw(key)
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    r.problem(key, f"expected a date like 2026-12-24, got {value!r}")
+    return None
+
+
+def _member(r: Reader) -> Member | None:
+    email = r.str("email").lower()
+    if email and not _EMAIL_RE.match(email):
+        r.problem("email", f"expected an email address, got {email!r}")
+    name = r.str("name")
+    away: list[Away] = []
+    raw_away = r.raw("away", [])
+    if not isinstance(raw_away, list):
+        r.problem("away", "expected a list of {from: DATE, to: DATE}")
+        raw_away = []
+    for i, item in enumerate(raw_away):
+        ar = Reader(item, r.base_dir, f"{r.path}.away[{i}]", r.problems)
+        start, end = _date(ar, "from"), _date(ar, "to")
+        if start and end:
+            if end < start:
+                ar.problem("to", "is before from")
+            away.append(Away(start, end))
+        ar.check_unknown()
+    person = Person(email=email, name=name, slack_id=r.str("slack_id", "") or None,
+                    crm_owner_id=str(r.raw("crm_owner_id", "")) or None)
+    r.check_unknown()
+    return Member(person, tuple(away)) if email and name else None
+
+
+def _routing(r: Reader) -> RoutingConfig:
+    pools: dict[str, Pool] = {}
+    pools_r = r.section("pools")
+    for name in pools_r.data:
+        pr = pools_r.section(str(name))
+        raw_members = pr.raw("members")
+        members: list[Member] = []
+        if not isinstance(raw_members, list) or not raw_members:
+            pr.problem("members", "expected a non-empty list of {name, email}")
+            raw_members = []
+        for i, item in enumerate(raw_members):
+            m = _member(Reader(item, r.base_dir, f"{pr.path}.members[{i}]", r.problems))
+            if m:
+                members.append(m)
+        emails = [m.person.email for m in members]
+        if len(set(emails)) != len(emails):
+            pr.problem("members", "the same person is listed twice")
+        cc = tuple(c.lower() for c in pr.str_list("cc", [], _EMAIL_RE, "an email address"))
+        pools[str(name)] = Pool(str(name), tuple(members), cc)
+        pr.check_unknown()
+    if not pools:
+        r.problem("pools", "define at least one pool")
+    default_pool = r.str("default_pool")
+    rfq_pool = r.str("rfq_pool", "") or None
+    language_pools = r.raw("language_pools", {})
+    if not isinstance(language_pools, dict):
+        r.problem("language_pools", "expected a mapping of language code -> pool name")
+        language_pools = {}
+    for key, pool_name in [("default_pool", default_pool), ("rfq_pool", rfq_pool)] + [
+            (f"language_pools.{k}", v) for k, v in language_pools.items()]:
+        if pool_name and pool_name not in pools:
+            r.problem(key, f"names pool {pool_name!r}, which is not defined under routing.pools")
+    for lang in language_pools:
+        if not _LANG_RE.match(str(lang)):
+            r.problem(f"language_pools.{lang}", "expected an ISO 639-1 code as key")
+    cfg = RoutingConfig(default_pool=default_pool, rfq_pool=rfq_pool,
+                        language_pools={str(k): str(v) for k, v in language_pools.items()}, pools=pools,
+                        colleagues=tuple(c.lower() for c in r.str_list("colleagues", [], _EMAIL_RE, "an address")))
+    r.check_unknown()
+    return cfg
+
+
+def _actions(r: Reader) -> dict[str, CategoryAction]:
+    out: dict[str, CategoryAction] = {}
+    for cat, defaults in DEFAULT_ACTIONS.items():
+        cr = r.section(cat)
+        trash = cr.raw("trash_after_hours", defaults.get("trash_after_hours"))
+        if trash is not None and (isinstance(trash, bool) or not isinstance(trash, (int, float)) or trash < 0):
+            cr.problem("trash_after_hours", f"expected a number of hours >= 0 or null, got {trash!r}")
+            trash = None
+        if trash is not None and cat not in {"spam", "newsletter"}:
+            cr.problem("trash_after_hours", "only spam and newsletter mail may be trashed")
+            trash = None
+        out[cat] = CategoryAction(
+            archive=cr.bool("archive", defaults.get("archive", False)),
+            draft=cr.bool("draft", defaults.get("draft", False)),
+            assign=cr.bool("assign", defaults.get("assign", False)),
+            notify=cr.bool("notify", defaults.get("notify", False)),
+            crm=cr.bool("crm", defaults.get("crm", False)),
+            trash_after_hours=float(trash) if trash is not None else None,
+        )
+        if out[cat].draft and not out[cat].assign:
+            cr.problem("draft", "a draft is signed by the assignee: set assign: true too")
+        cr.check_unknown()
+    r.check_unknown()
+    return out
+
+
+def _audit(r: Reader) -> AuditConfig:
+    s = r.section("sheets")
+    sheets = SheetsConfig(
+        enabled=s.bool("enabled", False),
+        spreadsheet_key=s.str("spreadsheet_key", ""),
+        worksheet=s.str("worksheet", "Decisions"),
+        credentials_file=s.optional_path("credentials_file"),
+        base_url=s.str("base_url", "https://sheets.googleapis.com"),
+        timeout_seconds=s.number("timeout_seconds", 30, minimum=1),
+    )
+    if sheets.enabled and not sheets.spreadsheet_key:
+        s.problem("spreadsheet_key", "is required when sheets is enabled")
+    s.check_unknown()
+    cfg = AuditConfig(csv_path=r.path_value("csv_path", "state/audit.csv"), sheets=sheets)
+    r.check_unknown()
+    return cfg
+
+
+def _notify(r: Reader) -> NotifyConfig:
+    s = r.section("slack")
+    slack = SlackConfig(
+        enabled=s.bool("enabled", False),
+        token=s.secret("token"),
+        base_url=s.str("base_url", "https://slack.com/api/"),
+        fallback_channel=s.str("fallback_channel", ""),
+        timeout_seconds=s.number("timeout_seconds", 10, minimum=1),
+    )
+    if slack.enabled and not slack.token:
+        s.problem("token_env", "slack is enabled but no token was found (set the named environment variable)")
+    s.check_unknown()
+    cfg = NotifyConfig(console=r.bool("console", True), slack=slack)
+    r.check_unknown()
+    return cfg
+
+
+def _crm(r: Reader) -> CrmConfig:
+    h = r.section("hubspot")
+    hubspot = HubspotConfig(
+        enabled=h.bool("enabled", False),
+        token=h.secret("token"),
+        base_url=h.str("base_url", "https://api.hubapi.com"),
+        timeout_seconds=h.number("timeout_seconds", 15, minimum=1),
+    )
+    if hubspot.enabled and not hubspot.token:
+        h.problem("token_env", "hubspot is enabled but no token was found (set the named environment variable)")
+    h.check_unknown()
+    cfg = CrmConfig(hubspot=hubspot)
+    r.check_unknown()
+    return cfg
+
+
+def parse_config(data: Any, source: Path) -> Config:
+    """Validate a parsed YAML document; raises ConfigError listing every problem."""
+    r = Reader(data, source.parent.resolve())
+    company = _company(r.section("company"))
+    replies_r = r.section("replies")
+    replies = RepliesConfig(templates_dir=replies_r.path_value("templates_dir", str(PACKAGE_DIR / "templates")),
+                            from_name=replies_r.str("from_name", ""))
+    replies_r.check_unknown()
+    cfg = Config(
+        source=source,
+        company=company,
+        mail=_mail(r.section("mail")),
+        poll=_poll(r.section("poll")),
+        labels=_labels(r.section("labels")),
+        prefilter=_prefilter(r.section("prefilter"), company),
+        classify=_classify(r.section("classify")),
+        routing=_routing(r.section("routing")),
+        actions=_actions(r.section("actions")),
+        replies=replies,
+        audit=_audit(r.section("audit")),
+        notify=_notify(r.section("notify")),
+        crm=_crm(r.section("crm")),
+        state_dir=r.path_value("state_dir", "state"),
+        log_level=r.str("log_level", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    )
+    r.check_unknown()
+    if r.problems:
+        raise ConfigError(r.problems, str(source))
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read the config file: {exc.strerror}"], str(source)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], str(source)) from None
+    return parse_config(data, source)

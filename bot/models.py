@@ -1,0 +1,144 @@
+"""Plain data passed between the pipeline stages; no service types in here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+CATEGORIES: tuple[str, ...] = (
+    "lead",
+    "support",
+    "accounting",
+    "vendor",
+    "job_applicant",
+    "newsletter",
+    "spam",
+    "other",
+)
+# Categories whose mail may be trashed after the grace period.
+DISPOSABLE: frozenset[str] = frozenset({"spam", "newsletter"})
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """A message as the mail provider lists it, before its content is read."""
+
+    provider_id: str
+    thread_id: str
+    labels: frozenset[str] = frozenset()
+    internal_date: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str  # sanitized display name; never used as a path
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Email:
+    """One inbound message, parsed and cleaned. Every text field is untrusted data."""
+
+    provider_id: str
+    thread_id: str
+    message_id: str  # RFC 5322 Message-ID with angle brackets; synthesized if missing
+    from_addr: str  # lower-cased address, "" if unparseable
+    from_name: str
+    reply_to: str  # lower-cased address or ""
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    subject: str
+    date: datetime | None  # timezone-aware UTC
+    in_reply_to: str
+    references: tuple[str, ...]
+    headers: dict[str, str]  # lower-case name -> decoded value (first occurrence), for rules
+    body: str  # cleaned text: quotes, signatures and legal footers removed
+    text: str  # subject + first N characters of body, what classifiers read
+    quoted: str  # the quoted previous message(s), kept for minimal thread context
+    html_only: bool = False
+    attachments: tuple[Attachment, ...] = ()
+    raw_size: int = 0
+    defects: tuple[str, ...] = ()  # parse problems; non-empty and no usable text -> review
+
+
+@dataclass(frozen=True)
+class PrefilterResult:
+    """What the ordered sender/header rules concluded.
+
+    outcome:
+      "skip"     - not triaged at all (our own mail, our own drafts); recorded and labelled processed
+      "category" - the rule decides the category on its own (blocked sender -> spam, bounce -> other, ...)
+      "hint"     - bulk/list mail: the classifier still runs, but only to tell spam from newsletter
+                   or to flag a business mail that arrived through a list (-> review)
+      "classify" - no rule matched (or the sender is allow-listed): classify normally
+    """
+
+    outcome: str
+    rule: str | None = None
+    category: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """LLM usage of one classification (zero for offline classifiers)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class Classification:
+    category: str
+    confidence: float  # 0..1
+    language: str | None  # ISO 639-1, None when unsure
+    classifier: str  # "offline", "llm:<model>", "prefilter", "cache:<classifier>"
+    person_name: str | None = None
+    person_email: str | None = None
+    company: str | None = None
+    company_domain: str | None = None
+    technical_rfq: bool = False
+    summary: str | None = None
+    reasons: tuple[str, ...] = ()
+    review_reason: str | None = None  # set -> review regardless of confidence
+    fields: dict[str, Any] = field(default_factory=dict)  # product_interest, budget, timeline, ...
+    usage: Usage = Usage()
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    name: str
+    slack_id: str | None = None
+    crm_owner_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    assignee: Person | None
+    cc: tuple[str, ...]
+    pool: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Everything the bot will do with one message; pure data, computed before any side effect."""
+
+    category: str
+    review: bool
+    action: str  # short summary: draft+assign, assign, label, trash_later, review, skip
+    labels: tuple[str, ...]  # label names to add (processed label included)
+    archive: bool
+    draft: bool
+    trash_after_hours: float | None
+    notify: bool
+    crm: bool
+    assignee: Person | None = None
+    cc: tuple[str, ...] = ()
+    pool: str | None = None
+    reasons: tuple[str, ...] = ()
