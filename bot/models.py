@@ -57,6 +57,7 @@ class Email:
     body: str  # cleaned text: quotes, signatures and legal footers removed
     text: str  # subject + first N characters of body, what classifiers read
     quoted: str  # the quoted previous message(s), kept for minimal thread context
+    signature: str = ""  # the sender's signature block (names, company, phone), cut from body
     html_only: bool = False
     attachments: tuple[Attachment, ...] = ()
     raw_size: int = 0
@@ -142,3 +143,37 @@ class Decision:
     cc: tuple[str, ...] = ()
     pool: str | None = None
     reasons: tuple[str, ...] = ()
+
+
+# Columns of the audit record (CSV and sheet), in order. One row per message.
+AUDIT_FIELDS: tuple[str, ...] = (
+    "processed_at",  # ISO 8601 UTC
+    "received_at",  # ISO 8601 UTC
+    "message_id",
+    "thread_id",
+    "provider_id",
+    "from",
+    "from_name",
+    "company",
+    "subject",
+    "language",
+    "category",
+    "confidence",
+    "classifier",
+    "prefilter",  # rule name or ""
+    "review",  # "yes" / ""
+    "actions",  # e.g. "draft, assign, label Triage/Lead, archive"
+    "assignee",
+    "cc",
+    "pool",
+    "draft_id",
+    "notification",
+    "crm_id",
+    "summary",
+    "reasons",
+    "error",
+    "llm_tokens",
+    "llm_cost_usd",
+    "link",  # web link to the thread (Gmail) or the file (Maildir)
+    "correction",  # left empty by the bot; a person may write a category here
+)

@@ -15,7 +15,7 @@ class ThreadMessage:
     """One message of a thread, as much as the colleague-replied and draft checks need."""
 
     provider_id: str
-    from_addr: str
+    from_addr: str  # lower-cased address
     date: datetime | None
     is_draft: bool
     source_id: str | None = None  # for bot drafts: the Message-ID of the mail the draft answers
@@ -33,7 +33,10 @@ class MailProvider(Protocol):
     """A mailbox with Gmail semantics: labels by name, archive = leave the inbox, trash is recoverable."""
 
     def list_new(self, limit: int) -> list[MessageRef]:
-        """Inbox messages the bot has not marked processed, oldest first, read or unread alike."""
+        """Inbox messages the bot has not marked processed, oldest first, read or unread alike.
+
+        May return messages the ledger already knows (the pipeline skips those); must never omit one.
+        """
         ...
 
     def fetch(self, refs: Sequence[MessageRef]) -> Iterator[tuple[MessageRef, bytes | Exception]]:
@@ -57,12 +60,24 @@ class MailProvider(Protocol):
         ...
 
     def create_draft(self, raw: bytes, thread_id: str) -> str:
-        """Store a reply draft (never sent) in the thread; returns the draft id."""
+        """Store a reply draft (never sent) in the thread; returns the draft id.
+
+        The raw MIME carries an X-Triage-Source header (the Message-ID it answers); thread() reports it as
+        ThreadMessage.source_id, which is how a retry finds a draft that already exists.
+        """
         ...
 
-    def find_draft(self, thread_id: str, source_id: str) -> str | None:
-        """The id of a bot draft in this thread that answers source_id, if one exists."""
+    def checkpoint(self) -> None:
+        """Every message returned by the last list_new() is now recorded in the ledger: advance the sync cursor."""
         ...
+
+
+class CursorStore(Protocol):
+    """Small persisted key/value store (in the ledger database) for sync cursors such as Gmail's historyId."""
+
+    def get_cursor(self, key: str) -> str | None: ...
+
+    def set_cursor(self, key: str, value: str) -> None: ...
 
 
 class Classifier(Protocol):
