@@ -1,0 +1,105 @@
+"""The composition root: the only module that picks concrete adapters from the config."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from bot.config import PACKAGE_DIR, Config
+from bot.pipeline import Services
+from bot.ports import AuditSink, Classifier, Crm, MailProvider, Notifier
+from bot.state import Ledger, prepare_state_dir
+
+GOLD_DIR = PACKAGE_DIR / "data" / "gold"
+GMAIL_SCOPE = "https://www.googleapis.com/auth/gmail.modify"
+SHEETS_SCOPE = "https://www.googleapis.com/auth/spreadsheets"
+
+log = logging.getLogger("bot.bootstrap")
+
+
+def open_ledger(cfg: Config) -> Ledger:
+    prepare_state_dir(cfg.state_dir)
+    return Ledger(cfg.state_dir / "ledger.sqlite3")
+
+
+def build_classifier(cfg: Config, ledger: Ledger | None) -> Classifier:
+    from bot.cascade import CascadeClassifier
+    from bot.offline import load_or_train
+
+    offline = load_or_train(cfg.classify.model_path, GOLD_DIR, languages=cfg.classify.languages,
+                            default_language=cfg.classify.default_language, text_chars=cfg.classify.text_chars)
+    llm = None
+    if cfg.classify.llm.enabled:
+        from bot.adapters.openai_llm import LlmClassifier
+
+        llm = LlmClassifier(cfg.classify.llm, company=cfg.company.name, text_chars=cfg.classify.text_chars)
+    return CascadeClassifier(offline, llm, ledger if ledger is not None else _NoMemory(), cfg.classify.llm,
+                             threshold=cfg.classify.threshold)
+
+
+class _NoMemory:
+    """For stateless commands (classify, eval): no spend recorded, no thread cache."""
+
+    def llm_spent_usd(self, day: str) -> float:
+        return 0.0
+
+    def recent_thread_classification(self, thread_id: str, hours: float) -> None:
+        return None
+
+
+def _google_scopes(cfg: Config) -> list[str]:
+    scopes = [GMAIL_SCOPE]
+    if cfg.audit.sheets.enabled and not cfg.audit.sheets.credentials_file:
+        scopes.append(SHEETS_SCOPE)
+    return scopes
+
+
+def build_mail(cfg: Config, ledger: Ledger) -> MailProvider:
+    if cfg.mail.provider == "gmail":
+        from bot.adapters.gmail import GmailProvider
+        from bot.adapters.gmail_auth import load_credentials
+
+        creds = load_credentials(cfg.mail.gmail, _google_scopes(cfg))
+        return GmailProvider(cfg.mail.gmail, creds, cfg.labels, ledger)
+    from bot.adapters.maildir import MaildirProvider, seed_maildir
+
+    if cfg.mail.maildir.seed and not cfg.mail.maildir.path.exists():
+        n = seed_maildir(cfg.mail.maildir.path, cfg.mail.maildir.seed)
+        log.info("created %s with %d demo messages from %s", cfg.mail.maildir.path, n, cfg.mail.maildir.seed)
+    return MaildirProvider(cfg.mail.maildir.path, processed_label=cfg.labels.processed)
+
+
+def build_sinks(cfg: Config) -> tuple[list[AuditSink], list[Notifier], list[Crm]]:
+    from bot.adapters.console import ConsoleNotifier
+    from bot.adapters.csv_audit import CsvAuditSink
+
+    audit: list[AuditSink] = [CsvAuditSink(cfg.audit.csv_path)]
+    notifiers: list[Notifier] = [ConsoleNotifier()] if cfg.notify.console else []
+    crms: list[Crm] = []
+    if cfg.audit.sheets.enabled:
+        from bot.adapters.sheets import SheetsAuditSink, sheets_credentials
+
+        audit.append(SheetsAuditSink(cfg.audit.sheets, sheets_credentials(cfg)))
+    if cfg.notify.slack.enabled:
+        from bot.adapters.slack import SlackNotifier
+
+        notifiers.append(SlackNotifier(cfg.notify.slack, cfg.routing.people()))
+    if cfg.crm.hubspot.enabled:
+        from bot.adapters.hubspot import HubspotCrm
+
+        crms.append(HubspotCrm(cfg.crm.hubspot))
+    return audit, notifiers, crms
+
+
+def thread_link(cfg: Config) -> object:
+    if cfg.mail.provider == "gmail":
+        return lambda provider_id, thread_id: f"https://mail.google.com/mail/u/0/#all/{thread_id}"
+    root = Path(cfg.mail.maildir.path)
+    return lambda provider_id, thread_id: f"maildir:{root}#{provider_id}"
+
+
+def build_services(cfg: Config) -> Services:
+    ledger = open_ledger(cfg)
+    audit, notifiers, crms = build_sinks(cfg)
+    return Services(cfg=cfg, mail=build_mail(cfg, ledger), classifier=build_classifier(cfg, ledger), ledger=ledger,
+                    audit_sinks=audit, notifiers=notifiers, crms=crms, link=thread_link(cfg))  # type: ignore[arg-type]

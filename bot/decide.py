@@ -1,0 +1,97 @@
+"""The functional core: from a classified message to a Decision. No I/O here.
+
+Safety rules that hold whatever the config says:
+- below the confidence threshold, or with a review reason, a message is only labelled for review: it stays in
+  the inbox, nothing is drafted, assigned or trashed;
+- only spam and newsletter mail is ever scheduled for the (recoverable) trash;
+- a thread one of our people already answered is not reassigned and gets no draft.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date
+
+from bot.config import Config
+from bot.models import DISPOSABLE, Classification, Decision, Email, PrefilterResult
+from bot.ports import ThreadMessage
+from bot.routing import Turn, assign, colleague_replied
+
+
+def prefilter_classification(pre: PrefilterResult) -> Classification:
+    """The classification a deciding pre-filter rule stands for."""
+    return Classification(category=pre.category or "other", confidence=1.0, language=None,
+                          classifier=f"prefilter:{pre.rule}", reasons=(pre.reason,))
+
+
+def review_decision(cfg: Config, category: str, reasons: tuple[str, ...]) -> Decision:
+    labels = (cfg.labels.processed, cfg.labels.review)
+    return Decision(category=category, review=True, action="review", labels=labels,
+                    archive=cfg.actions["review"].archive, draft=False, trash_after_hours=None, notify=False,
+                    crm=False, reasons=reasons)
+
+
+def decide(cfg: Config, email: Email, pre: PrefilterResult, c: Classification,
+           rotation_of: Mapping[str, Mapping[str, int]], today: date,
+           thread: Callable[[], list[ThreadMessage]]) -> tuple[Decision, Turn | None]:
+    """What to do with one message. `thread` is called only when an assignment is at stake."""
+    reasons: list[str] = [f"prefilter {pre.rule}: {pre.reason}"] if pre.rule else []
+    if pre.outcome == "skip":
+        act = cfg.actions["skip"]
+        return Decision(category=pre.category or "other", review=False, action="skip",
+                        labels=(cfg.labels.processed,), archive=act.archive, draft=False, trash_after_hours=None,
+                        notify=False, crm=False, reasons=tuple(reasons)), None
+
+    reasons += [f"{c.classifier}: {c.category} {c.confidence:.2f}"] + list(c.reasons[:3])
+    if c.review_reason:
+        return review_decision(cfg, c.category, (*reasons, f"review: {c.review_reason}")), None
+    if c.confidence < cfg.classify.threshold:
+        return review_decision(cfg, c.category, (*reasons, f"review: confidence {c.confidence:.2f} below "
+                                                 f"threshold {cfg.classify.threshold:.2f}")), None
+
+    act = cfg.actions[c.category]
+    labels = (cfg.labels.processed, cfg.labels.categories[c.category])
+    trash = act.trash_after_hours if c.category in DISPOSABLE else None
+    if not act.assign:
+        action = "trash_later" if trash is not None else "label"
+        return Decision(category=c.category, review=False, action=action, labels=labels, archive=act.archive,
+                        draft=False, trash_after_hours=trash, notify=False, crm=act.crm,
+                        reasons=tuple(reasons)), None
+
+    people = list(cfg.routing.people()) + list(cfg.routing.colleagues)
+    replied = colleague_replied(thread(), cfg.company.domains, people)
+    if replied:
+        # A colleague owns this conversation: record it, but leave it where they will see the reply.
+        return Decision(category=c.category, review=False, action="colleague_replied", labels=labels,
+                        archive=False, draft=False, trash_after_hours=None, notify=False, crm=act.crm,
+                        reasons=(*reasons, f"colleague_replied: {replied} already answered in this thread")), None
+
+    assignment, turn = assign(cfg.routing, c, rotation_of, today)
+    reasons.append(f"routing: {assignment.reason}")
+    if assignment.assignee is None:
+        d = review_decision(cfg, c.category, (*reasons, "review: nobody available to assign"))
+        return d, None
+    draft = act.draft
+    return Decision(category=c.category, review=False, action="draft+assign" if draft else "assign",
+                    labels=labels, archive=act.archive, draft=draft, trash_after_hours=None, notify=act.notify,
+                    crm=act.crm, assignee=assignment.assignee, cc=assignment.cc, pool=assignment.pool,
+                    reasons=tuple(reasons)), turn
+
+
+def describe_actions(d: Decision) -> list[str]:
+    """Human-readable list of what the decision does, for logs, dry runs and the audit row."""
+    out: list[str] = []
+    if d.draft:
+        out.append("draft reply")
+    if d.assignee:
+        out.append(f"assign {d.assignee.email}")
+    out.append("label " + " + ".join(d.labels))
+    if d.archive:
+        out.append("archive")
+    if d.trash_after_hours is not None:
+        out.append(f"trash after {d.trash_after_hours:g}h")
+    if d.notify:
+        out.append("notify")
+    if d.crm:
+        out.append("crm upsert")
+    return out

@@ -1,0 +1,361 @@
+"""One poll cycle: list, fetch, decide, commit, act, deliver. The imperative shell around bot.decide.
+
+Per message: parse -> pre-filter -> classify -> (thread check) -> decide and commit in one ledger transaction
+(decision, effects, round-robin turn, outbox items) -> apply mail effects (draft, labels + archive), each marked
+done as it completes. After the messages: scheduled trash, then the outbox (CRM, notifications, audit rows).
+One message failing never stops the others; it is retried next cycle and goes to review after max_attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.config import Config
+from bot.decide import decide, describe_actions, prefilter_classification, review_decision
+from bot.mime import parse_email
+from bot.models import Classification, Decision, Email, MessageRef, PrefilterResult
+from bot.ports import AuditSink, AuthError, Classifier, Crm, MailProvider, Notifier, ThreadMessage
+from bot.prefilter import prefilter
+from bot.records import audit_row, crm_payload, message_record, notify_payload
+from bot.replies import build_reply
+from bot.state import Ledger, StateError, iso, now_utc
+
+log = logging.getLogger("bot.pipeline")
+
+OUTBOX_BATCH = 200
+
+
+@dataclass
+class Services:
+    """Everything a cycle talks to; built by bot.bootstrap, or by tests with fakes."""
+
+    cfg: Config
+    mail: MailProvider
+    classifier: Classifier
+    ledger: Ledger
+    audit_sinks: Sequence[AuditSink] = ()
+    notifiers: Sequence[Notifier] = ()
+    crms: Sequence[Crm] = ()
+    clock: Callable[[], datetime] = now_utc
+    link: Callable[[str, str], str] = lambda provider_id, thread_id: ""
+
+
+@dataclass
+class Evaluation:
+    """The outcome of deciding one message without acting on it."""
+
+    email: Email
+    prefilter: PrefilterResult
+    classification: Classification
+    decision: Decision
+
+
+@dataclass
+class CycleReport:
+    listed: int = 0
+    processed: int = 0
+    failed: int = 0
+    resumed: int = 0
+    trashed: int = 0
+    delivered: dict[str, int] = field(default_factory=dict)
+    categories: dict[str, int] = field(default_factory=dict)
+    stopped_early: bool = False
+    dry_run_lines: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    def __init__(self, services: Services, dry_run: bool = False, stop: threading.Event | None = None) -> None:
+        self.s = services
+        self.cfg = services.cfg
+        self.dry_run = dry_run
+        self.stop = stop or threading.Event()
+        self._labels_ready = False
+
+    # ------------------------------------------------------------ deciding
+
+    def classify(self, email: Email) -> tuple[PrefilterResult, Classification]:
+        """Pre-filter, then classify unless a rule already decided. Touches no state."""
+        cfg = self.cfg
+        pre = prefilter(email, cfg.prefilter, frozenset(cfg.routing.colleagues), cfg.company.mailbox)
+        if pre.outcome in ("skip", "category"):
+            c = prefilter_classification(pre)
+        else:
+            c = self.s.classifier.classify(email, pre if pre.outcome == "hint" else None)
+        if email.defects and not email.body.strip() and not email.subject.strip():
+            c = replace(c, review_reason=c.review_reason or f"unreadable message: {'; '.join(email.defects)}")
+        return pre, c
+
+    def evaluate(self, email: Email, pre: PrefilterResult, c: Classification,
+                 thread: Callable[[], list[ThreadMessage]] | None = None) -> Evaluation:
+        """Decide and take the round-robin turn, inside the caller's ledger transaction."""
+        cfg = self.cfg
+        rotation = {name: self.s.ledger.rotation(name) for name in cfg.routing.pools}
+        decision, turn = decide(cfg, email, pre, c, rotation, self.s.clock().date(), thread or (lambda: []))
+        if turn is not None:
+            for i, member in enumerate(turn.joined, start=1):
+                if member != turn.member:
+                    self.s.ledger.set_rotation(turn.pool, member, max(rotation[turn.pool].values(), default=0) + i,
+                                               assigned=False)
+            self.s.ledger.set_rotation(turn.pool, turn.member, turn.turn, assigned=True)
+        return Evaluation(email, pre, c, decision)
+
+    def _commit(self, ref: MessageRef, ev: Evaluation) -> None:
+        """Record the decision with its effects and outbox items (inside the caller's transaction)."""
+        led, d, email = self.s.ledger, ev.decision, ev.email
+        rec = message_record(email, ev.prefilter, ev.classification, d, self.s.link(ref.provider_id, ref.thread_id))
+        led.save_decision(ref.provider_id, ref.thread_id, email.message_id, iso(email.date), ev.classification,
+                          d.category, d.review, d.assignee.email if d.assignee else "", rec)
+        self._add_effects(ref.provider_id, d, email, ev.classification)
+        for sink in self.s.audit_sinks:
+            led.enqueue(ref.provider_id, f"audit:{sink.name}")
+        if d.notify:
+            for notifier in self.s.notifiers:
+                led.enqueue(ref.provider_id, f"notify:{notifier.name}")
+        if d.crm:
+            for crm in self.s.crms:
+                led.enqueue(ref.provider_id, f"crm:{crm.name}")
+
+    def _add_effects(self, provider_id: str, d: Decision, email: Email, c: Classification) -> None:
+        led = self.s.ledger
+        if d.draft and d.assignee:
+            raw = build_reply(self.cfg, email, d, c.person_name, c.language)
+            led.add_effect(provider_id, "draft", {"raw": raw.decode("utf-8", "replace"),
+                                                  "source_id": email.message_id})
+        led.add_effect(provider_id, "modify", {"add": list(d.labels), "archive": d.archive})
+        if d.trash_after_hours is not None:
+            led.add_effect(provider_id, "trash", {}, self.s.clock() + timedelta(hours=d.trash_after_hours))
+
+    # ------------------------------------------------------------ one message
+
+    def process(self, ref: MessageRef, raw: bytes | Exception, report: CycleReport) -> None:
+        led = self.s.ledger
+        try:
+            if isinstance(raw, Exception):
+                raise raw
+            email = parse_email(raw, ref.provider_id, ref.thread_id, self.cfg.classify.text_chars)
+            snapshot: list[ThreadMessage] | None = None
+
+            def thread() -> list[ThreadMessage]:
+                nonlocal snapshot
+                snapshot = self.s.mail.thread(ref.thread_id)
+                return snapshot
+
+            pre, c = self.classify(email)
+            with led.transaction(rollback=self.dry_run):
+                ev = self.evaluate(email, pre, c, thread)
+                if self.dry_run:
+                    self._report_dry_run(email, ev, report)
+                else:
+                    self._commit(ref, ev)
+            report.categories[ev.decision.category] = report.categories.get(ev.decision.category, 0) + 1
+            if not self.dry_run:
+                self.apply(ref.provider_id, ref.thread_id, snapshot)
+            report.processed += 1
+        except (AuthError, StateError):
+            raise
+        except Exception as exc:  # one bad message never stops the cycle
+            report.failed += 1
+            self._record_failure(ref, exc)
+
+    def _record_failure(self, ref: MessageRef, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        log.warning("message %s failed: %s", ref.provider_id, error, exc_info=not isinstance(exc, OSError))
+        if self.dry_run:
+            return
+        led = self.s.ledger
+        row = led.get(ref.provider_id)
+        if row is not None and row.status == "decided":
+            attempts = led.bump_attempts(ref.provider_id, error)
+        else:
+            attempts = led.record_failure(ref.provider_id, ref.thread_id, error)
+        if attempts >= self.cfg.poll.max_attempts:
+            self._give_up(ref, error, attempts)
+
+    def _give_up(self, ref: MessageRef, error: str, attempts: int) -> None:
+        """Too many failures: label for review and keep it in the inbox. It is never dropped."""
+        led = self.s.ledger
+        log.error("message %s failed %d times, labelling it for review: %s", ref.provider_id, attempts, error)
+        row = led.get(ref.provider_id)
+        with led.transaction():
+            for eff in led.effects(ref.provider_id, "pending"):
+                led.finish_effect(eff.id, "dropped after repeated failures", status="dropped")
+            d = review_decision(self.cfg, row.category if row and row.category else "other",
+                                (f"review: failed {attempts} times: {error}",))
+            if row is None or row.status == "failed":
+                rec = message_record(None, None, None, d, self.s.link(ref.provider_id, ref.thread_id), error)
+                led.save_decision(ref.provider_id, ref.thread_id, "", "", None, d.category, True, "", rec)
+                for sink in self.s.audit_sinks:
+                    led.enqueue(ref.provider_id, f"audit:{sink.name}")
+            else:
+                led.update_record(ref.provider_id, error=error, decision=row.record.get("decision"),
+                                  actions=describe_actions(d))
+            led.add_effect(ref.provider_id, "modify", {"add": list(d.labels), "archive": False})
+            led.set_status(ref.provider_id, "decided", error)
+        try:
+            self.apply(ref.provider_id, ref.thread_id, None)
+        except Exception as exc:  # stays 'decided' with a pending effect; retried next cycle
+            log.warning("could not label %s for review yet: %s", ref.provider_id, exc)
+
+    # ------------------------------------------------------------ effects
+
+    def apply(self, provider_id: str, thread_id: str, snapshot: list[ThreadMessage] | None) -> None:
+        """Run the pending mail effects of one message in order; each is marked done as it completes."""
+        led, mail = self.s.ledger, self.s.mail
+        for eff in led.effects(provider_id, "pending"):
+            if eff.kind == "draft":
+                source = eff.payload["source_id"]
+                # A draft from an earlier attempt may exist (crash, or a failure after the server created it).
+                existing = [m for m in (snapshot if snapshot is not None else mail.thread(thread_id))
+                            if m.is_draft and m.source_id == source]
+                draft_id = existing[0].provider_id if existing else mail.create_draft(
+                    eff.payload["raw"].encode("utf-8"), thread_id)
+                led.finish_effect(eff.id, draft_id)
+            elif eff.kind == "modify":
+                mail.modify(provider_id, eff.payload["add"], [], eff.payload["archive"])
+                led.finish_effect(eff.id)
+        if not any(e.kind != "trash" for e in led.effects(provider_id, "pending")):
+            led.set_status(provider_id, "done")
+
+    def trash_due(self, report: CycleReport) -> None:
+        led = self.s.ledger
+        due = led.due_effects("trash", self.s.clock())
+        for start in range(0, len(due), 500):
+            chunk = due[start:start + 500]
+            try:
+                self.s.mail.trash([e.provider_id for e in chunk])
+            except (AuthError, StateError):
+                raise
+            except Exception as exc:
+                log.warning("trashing %d messages failed, retrying next cycle: %s", len(chunk), exc)
+                return
+            with led.transaction():
+                for e in chunk:
+                    led.finish_effect(e.id, "trashed")
+            report.trashed += len(chunk)
+
+    # ------------------------------------------------------------ outbox
+
+    def deliver(self, report: CycleReport) -> None:
+        """Replay the outbox in order, per sink; a sink that fails keeps its items for the next cycle."""
+        led = self.s.ledger
+        for crm in self.s.crms:
+            self._deliver_each(f"crm:{crm.name}", lambda row, retry, c=crm: c.upsert_lead(crm_payload(row), retry),
+                               report)
+        for notifier in self.s.notifiers:
+            self._deliver_each(f"notify:{notifier.name}",
+                               lambda row, retry, n=notifier: n.notify(notify_payload(led, row), retry), report)
+        for sink in self.s.audit_sinks:
+            name = f"audit:{sink.name}"
+            while not self.stop.is_set():
+                items = led.pending_outbox(name, OUTBOX_BATCH)
+                if not items:
+                    break
+                rows = [audit_row(led, r) for r in (led.get(i.provider_id) for i in items) if r is not None]
+                ids = [i.id for i in items]
+                led.outbox_attempt(ids)
+                try:
+                    sink.write(rows, any(i.attempts > 0 for i in items))
+                except Exception as exc:
+                    led.outbox_failed(ids, f"{type(exc).__name__}: {exc}")
+                    log.warning("%s unavailable, %d rows stay queued: %s", name, len(ids), exc)
+                    break
+                led.outbox_done(ids, "written")
+                report.delivered[name] = report.delivered.get(name, 0) + len(ids)
+
+    def _deliver_each(self, name: str, send: Callable[[Any, bool], str], report: CycleReport) -> None:
+        led = self.s.ledger
+        for item in led.pending_outbox(name, OUTBOX_BATCH):
+            if self.stop.is_set():
+                return
+            row = led.get(item.provider_id)
+            if row is None:
+                continue
+            led.outbox_attempt([item.id])
+            try:
+                result = send(row, item.attempts > 0)
+            except Exception as exc:
+                led.outbox_failed([item.id], f"{type(exc).__name__}: {exc}")
+                log.warning("%s unavailable, its queue waits for the next cycle: %s", name, exc)
+                return  # keep the order: nothing after a failed item goes out before it
+            led.outbox_done([item.id], str(result))
+            report.delivered[name] = report.delivered.get(name, 0) + 1
+
+    # ------------------------------------------------------------ the cycle
+
+    def run_cycle(self) -> CycleReport:
+        report = CycleReport()
+        cfg, led, mail = self.cfg, self.s.ledger, self.s.mail
+        if not self.dry_run:
+            mail.ensure_labels(cfg.labels.all())
+            for provider_id in led.unfinished():  # resume what a crash or an outage interrupted
+                row = led.get(provider_id)
+                try:
+                    self.apply(provider_id, row.thread_id if row else "", None)
+                    report.resumed += 1
+                except (AuthError, StateError):
+                    raise
+                except Exception as exc:
+                    self._record_failure(MessageRef(provider_id, row.thread_id if row else ""), exc)
+        refs = mail.list_new(cfg.poll.max_messages_per_cycle)
+        report.listed = len(refs)
+        todo = [r for r in refs if not led.known(r.provider_id)]
+        listed_ids = {r.provider_id for r in todo}
+        todo += [MessageRef(pid, tid) for pid, tid, _ in led.failed_messages(cfg.poll.max_attempts)
+                 if pid not in listed_ids]
+        with led.transaction(rollback=True) if self.dry_run else nullcontext():
+            for ref, raw in mail.fetch(todo):
+                if self.stop.is_set():
+                    report.stopped_early = True
+                    break
+                self.process(ref, raw, report)
+        if self.dry_run:
+            return report
+        if not report.stopped_early:
+            mail.checkpoint()  # every listed message is now decided or recorded as failed
+        self.trash_due(report)
+        self.deliver(report)
+        return report
+
+    def _report_dry_run(self, email: Email, ev: Evaluation, report: CycleReport) -> None:
+        d = ev.decision
+        line = (f"would {', '.join(describe_actions(d))} | {d.category} "
+                f"({ev.classification.confidence:.2f}, {ev.classification.classifier}) | "
+                f"{email.from_addr} | {email.subject[:60]!r}")
+        report.dry_run_lines.append(line)
+        log.info("dry run: %s", line)
+
+
+def classify_files(cfg: Config, items: Iterable[tuple[str, bytes | Exception]]) -> Iterator[dict[str, Any]]:
+    """Decide for each raw message as the bot would, changing no state; one JSON-ready dict each."""
+    from bot.bootstrap import build_classifier
+
+    ledger = Ledger(None)  # in memory: the rotation advances from file to file, nothing is written
+    services = Services(cfg=cfg, mail=None, classifier=build_classifier(cfg, None), ledger=ledger)  # type: ignore[arg-type]
+    pipeline = Pipeline(services)
+    for name, raw in items:
+        try:
+            if isinstance(raw, Exception):
+                raise raw
+            email = parse_email(raw, name, "", cfg.classify.text_chars)
+            pre, c = pipeline.classify(email)
+            with ledger.transaction():
+                ev = pipeline.evaluate(email, pre, c)
+        except Exception as exc:
+            yield {"file": name, "error": f"{type(exc).__name__}: {exc}"}
+            continue
+        d = ev.decision
+        yield {
+            "file": name, "message_id": email.message_id, "category": d.category,
+            "confidence": round(c.confidence, 4), "language": c.language, "action": d.action,
+            "review": d.review, "assignee": d.assignee.email if d.assignee else None, "pool": d.pool,
+            "cc": list(d.cc), "prefilter": pre.rule, "classifier": c.classifier, "reasons": list(d.reasons),
+            "person_name": c.person_name, "person_email": c.person_email, "company": c.company,
+            "technical_rfq": c.technical_rfq, "summary": c.summary,
+            "llm_calls": c.usage.calls, "llm_tokens": c.usage.prompt_tokens + c.usage.completion_tokens,
+        }

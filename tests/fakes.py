@@ -1,0 +1,111 @@
+"""In-memory fakes of the sink and classifier ports, for pipeline tests. Assert on their state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.models import Classification, Email, PrefilterResult
+from bot.ports import SinkUnavailable
+
+
+class FakeAuditSink:
+    def __init__(self, name: str = "fake") -> None:
+        self.name = name
+        self.rows: list[dict[str, Any]] = []
+        self.calls: list[tuple[int, bool]] = []  # (rows in the call, retry flag)
+        self.down = False
+
+    def write(self, rows: Sequence[dict[str, Any]], retry: bool) -> None:
+        self.calls.append((len(rows), retry))
+        if self.down:
+            raise SinkUnavailable(f"{self.name} is down")
+        present = {r["message_id"] for r in self.rows} if retry else set()
+        self.rows.extend(dict(r) for r in rows if r["message_id"] not in present)
+
+
+class FakeNotifier:
+    def __init__(self, name: str = "fake") -> None:
+        self.name = name
+        self.sent: list[dict[str, Any]] = []
+        self.down = False
+
+    def notify(self, payload: dict[str, Any], retry: bool) -> str:
+        if self.down:
+            raise SinkUnavailable("chat is down")
+        if retry and any(p["message_id"] == payload["message_id"] for p in self.sent):
+            return "already sent"
+        self.sent.append(dict(payload))
+        return f"sent to {payload['assignee_email']}"
+
+
+class FakeCrm:
+    def __init__(self) -> None:
+        self.name = "fake"
+        self.contacts: dict[str, dict[str, Any]] = {}
+        self.down = False
+
+    def upsert_lead(self, payload: dict[str, Any], retry: bool) -> str:
+        if self.down:
+            raise SinkUnavailable("crm is down")
+        contact = self.contacts.setdefault(payload["email"], {"id": f"c{len(self.contacts) + 1}", "notes": []})
+        if payload["message_id"] not in contact["notes"]:
+            contact["notes"].append(payload["message_id"])
+        return str(contact["id"])
+
+
+class KeywordClassifier:
+    """A deterministic stand-in classifier: the category is named in the subject as [category:lang:conf]."""
+
+    name = "keyword"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def classify(self, email: Email, hint: PrefilterResult | None = None) -> Classification:
+        self.calls += 1
+        import re
+
+        m = re.search(r"\[(\w+):(\w*):([\d.]+)(:rfq)?\]", email.subject)
+        if not m:
+            return Classification("other", 0.5, None, self.name)
+        return Classification(m.group(1), float(m.group(3)), m.group(2) or None, self.name,
+                              person_name=email.from_name or None, person_email=email.from_addr,
+                              technical_rfq=bool(m.group(4)))
+
+
+def make_config(tmp_path: Any, patch: dict[str, Any] | None = None) -> Any:
+    """The shipped config.yaml with state under tmp_path and `patch` merged in (nested dicts merge)."""
+    from pathlib import Path
+
+    import yaml
+
+    from bot.config import parse_config
+
+    root = Path(__file__).resolve().parent.parent
+    data = yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8"))
+    data["state_dir"] = str(tmp_path / "state")
+    data["audit"]["csv_path"] = str(tmp_path / "state" / "audit.csv")
+    data["mail"]["maildir"]["path"] = str(tmp_path / "state" / "maildir")
+    data["classify"]["model_path"] = str(tmp_path / "state" / "model.json")
+    data["replies"]["templates_dir"] = str(root / "bot" / "templates")
+
+    def merge(dst: dict[str, Any], src: dict[str, Any]) -> None:
+        for k, v in src.items():
+            if isinstance(v, dict) and isinstance(dst.get(k), dict):
+                merge(dst[k], v)
+            else:
+                dst[k] = v
+
+    merge(data, patch or {})
+    return parse_config(data, root / "config.yaml")
+
+
+def raw_mail(subject: str, sender: str = "Jane Prospect <jane@prospect.example>", body: str = "Hello there.",
+             msgid: str | None = None, extra: str = "", date: str = "Mon, 23 Nov 2026 09:00:00 +0000") -> bytes:
+    import hashlib
+
+    msgid = msgid or f"<{hashlib.sha1(subject.encode() + sender.encode()).hexdigest()[:12]}@prospect.example>"
+    head = (f"From: {sender}\r\nTo: sales@acme-pumps.example\r\nSubject: {subject}\r\nDate: {date}\r\n"
+            f"Message-ID: {msgid}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n{extra}")
+    return (head + "\r\n" + body + "\r\n").encode("utf-8")

@@ -1,0 +1,120 @@
+from collections import Counter
+from datetime import date
+
+from bot.config import Away, Member, Pool, RoutingConfig
+from bot.models import Classification, Person
+from bot.ports import ThreadMessage
+from bot.routing import assign, colleague_replied, next_member, pick_pool
+
+
+def member(name: str, away: tuple[Away, ...] = ()) -> Member:
+    return Member(Person(f"{name}@acme-pumps.example", name.title()), away)
+
+
+def rotate(pool: Pool, n: int, rotation: dict[str, int] | None = None, today: date = date(2026, 11, 23)) -> Counter:
+    rotation = {} if rotation is None else rotation
+    counts: Counter = Counter()
+    for _ in range(n):
+        turn = next_member(pool, rotation, today)
+        assert turn is not None
+        base = max(rotation.values(), default=0)
+        for i, j in enumerate(turn.joined, start=1):
+            rotation.setdefault(j, base + i)
+        rotation[turn.member] = turn.turn
+        counts[turn.member] += 1
+    return counts
+
+
+def test_thousand_leads_are_spread_within_one() -> None:
+    pool = Pool("p", (member("a"), member("b"), member("c")), ())
+    counts = rotate(pool, 1000)
+    assert sum(counts.values()) == 1000
+    assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_reordering_a_pool_neither_resets_nor_skips() -> None:
+    rotation: dict[str, int] = {}
+    pool = Pool("p", (member("a"), member("b"), member("c")), ())
+    first = [next(iter(rotate(pool, 1, rotation))) for _ in range(2)]  # a, b got one each
+    assert first == ["a@acme-pumps.example", "b@acme-pumps.example"]
+    reordered = Pool("p", (member("c"), member("b"), member("a")), ())
+    # c has waited longest, whatever the new order says
+    assert next(iter(rotate(reordered, 1, rotation))) == "c@acme-pumps.example"
+    counts = rotate(reordered, 300, rotation)
+    assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_a_new_member_joins_at_the_back_and_is_not_flooded() -> None:
+    rotation: dict[str, int] = {}
+    rotate(Pool("p", (member("a"), member("b")), ()), 10, rotation)
+    grown = Pool("p", (member("a"), member("b"), member("d")), ())
+    order = [next(iter(rotate(grown, 1, rotation))) for _ in range(3)]
+    assert order == ["a@acme-pumps.example", "b@acme-pumps.example", "d@acme-pumps.example"]
+    counts = rotate(grown, 99, rotation)
+    assert counts == Counter({m: 33 for m in ["a@acme-pumps.example", "b@acme-pumps.example",
+                                               "d@acme-pumps.example"]})
+
+
+def test_removed_member_drops_out() -> None:
+    rotation: dict[str, int] = {}
+    rotate(Pool("p", (member("a"), member("b"), member("c")), ()), 7, rotation)
+    counts = rotate(Pool("p", (member("a"), member("c")), ()), 100, rotation)
+    assert set(counts) == {"a@acme-pumps.example", "c@acme-pumps.example"}
+    assert abs(counts["a@acme-pumps.example"] - counts["c@acme-pumps.example"]) <= 1
+
+
+def test_away_member_is_skipped_then_resumes_without_backlog() -> None:
+    holiday = (Away(date(2026, 12, 20), date(2027, 1, 2)),)
+    pool = Pool("p", (member("a"), member("b", holiday)), ())
+    rotation: dict[str, int] = {}
+    during = rotate(pool, 10, rotation, today=date(2026, 12, 24))
+    assert during == Counter({"a@acme-pumps.example": 10})
+    after = rotate(pool, 10, rotation, today=date(2027, 1, 5))
+    assert after == Counter({"a@acme-pumps.example": 5, "b@acme-pumps.example": 5})
+
+
+def test_everyone_away_gives_none() -> None:
+    away = (Away(date(2026, 1, 1), date(2027, 1, 1)),)
+    assert next_member(Pool("p", (member("a", away),), ()), {}, date(2026, 6, 1)) is None
+
+
+def routing_cfg() -> RoutingConfig:
+    pools = {
+        "inside": Pool("inside", (member("a"), member("b")), ()),
+        "dach": Pool("dach", (member("d"),), ("field@acme-pumps.example",)),
+        "tech": Pool("tech", (member("t"),), ()),
+    }
+    return RoutingConfig("inside", "tech", {"de": "dach"}, pools, ())
+
+
+def test_pool_choice_rfq_then_language_then_default() -> None:
+    cfg = routing_cfg()
+    assert pick_pool(cfg, Classification("lead", 0.9, "de", "x", technical_rfq=True))[0] == "tech"
+    assert pick_pool(cfg, Classification("lead", 0.9, "de", "x"))[0] == "dach"
+    assert pick_pool(cfg, Classification("lead", 0.9, "fr", "x"))[0] == "inside"
+    assert pick_pool(cfg, Classification("lead", 0.9, None, "x")) == ("inside", "language unsure")
+
+
+def test_assign_uses_pool_cc_and_falls_back_when_pool_is_away() -> None:
+    cfg = routing_cfg()
+    a, turn = assign(cfg, Classification("lead", 0.9, "de", "x"), {}, date(2026, 11, 23))
+    assert a.assignee and a.assignee.email == "d@acme-pumps.example" and a.cc == ("field@acme-pumps.example",)
+    assert turn and turn.pool == "dach"
+    away = (Away(date(2026, 1, 1), date(2027, 1, 1)),)
+    cfg.pools["dach"] = Pool("dach", (member("d", away),), ())
+    a, turn = assign(cfg, Classification("lead", 0.9, "de", "x"), {}, date(2026, 11, 23))
+    assert a.pool == "inside" and "all away" in a.reason
+
+
+def tm(addr: str, draft: bool = False) -> ThreadMessage:
+    return ThreadMessage("id", addr, None, draft)
+
+
+def test_colleague_replied_only_after_an_inbound_message() -> None:
+    ours = ["acme-pumps.example"]
+    assert colleague_replied([tm("x@c.example"), tm("bob@acme-pumps.example"), tm("x@c.example")], ours, []) \
+        == "bob@acme-pumps.example"
+    assert colleague_replied([tm("bob@acme-pumps.example"), tm("x@c.example")], ours, []) is None
+    assert colleague_replied([tm("x@c.example"), tm("sales@acme-pumps.example", draft=True)], ours, []) is None
+    assert colleague_replied([tm("x@c.example"), tm("agent@partner.example")], ours, ["agent@partner.example"]) \
+        == "agent@partner.example"
