@@ -94,7 +94,7 @@ def notify_payload(ledger: Ledger, row: MessageRow) -> dict[str, Any]:
         "assignee_email": assignee.get("email", ""),
         "assignee_name": assignee.get("name", ""),
         "slack_id": assignee.get("slack_id"),
-        "from_name": em.get("from_name", ""),
+        "from_name": c.get("person_name") or em.get("from_name", ""),
         "from_addr": c.get("person_email") or em.get("reply_to") or em.get("from", ""),
         "company": c.get("company") or "",
         "subject": em.get("subject", ""),

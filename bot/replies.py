@@ -97,7 +97,10 @@ def build_reply(cfg: Config, email: Email, d: Decision, person_name: str | None 
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = make_msgid(domain=cfg.company.mailbox.rpartition("@")[2] or None)
     msg["In-Reply-To"] = email.message_id
-    refs = [r for r in email.references if r != email.message_id][-(MAX_REFERENCES - 1):]
+    refs = [r for r in email.references if r != email.message_id]
+    if len(refs) > MAX_REFERENCES - 1:
+        # Keep the thread's root (mail clients thread on it) and the most recent ancestors.
+        refs = [refs[0], *refs[-(MAX_REFERENCES - 2):]]
     msg["References"] = " ".join([*refs, email.message_id])
     msg[SOURCE_HEADER] = email.message_id
     msg.set_content(render_body(cfg, email, d, person_name, language))

@@ -1,0 +1,234 @@
+"""The pipeline through in-memory fakes of every port: assertions on the fakes' state, not on call lists."""
+
+from __future__ import annotations
+
+import email
+from datetime import UTC, datetime, timedelta
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.pipeline import Pipeline, Services
+from bot.ports import MailError
+from bot.state import Ledger
+from tests.fake_mail import FakeMailProvider
+from tests.fakes import FakeAuditSink, FakeCrm, FakeNotifier, KeywordClassifier, make_config, raw_mail
+
+LEAD = "Quote for 3 pumps [lead:en:0.95]"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Bot:
+    def __init__(self, tmp_path: Path, patch: dict[str, Any] | None = None) -> None:
+        self.cfg = make_config(tmp_path, patch)
+        self.mail = FakeMailProvider(processed_label=self.cfg.labels.processed)
+        self.audit = FakeAuditSink()
+        self.notifier = FakeNotifier()
+        self.crm = FakeCrm()
+        self.classifier = KeywordClassifier()
+        self.clock = Clock()
+        self.ledger = Ledger(self.cfg.state_dir / "ledger.sqlite3")
+
+    def services(self) -> Services:
+        return Services(cfg=self.cfg, mail=self.mail, classifier=self.classifier, ledger=self.ledger,
+                        audit_sinks=[self.audit], notifiers=[self.notifier], crms=[self.crm], clock=self.clock)
+
+    def cycle(self, dry_run: bool = False) -> Any:
+        return Pipeline(self.services(), dry_run=dry_run).run_cycle()
+
+    def labels(self, pid: str) -> set[str]:
+        return self.mail.messages[pid].labels
+
+    def drafts(self) -> list[Any]:
+        return [m for m in self.mail.messages.values() if "DRAFT" in m.labels]
+
+
+def test_a_lead_is_drafted_assigned_labelled_archived_audited_notified_and_upserted(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    pid = bot.mail.add(raw_mail(LEAD, extra="Reply-To: Jane Buyer <jane.buyer@prospect.example>\r\n"))
+    report = bot.cycle()
+    assert report.processed == 1 and report.failed == 0
+    assert bot.labels(pid) >= {"Triage/Processed", "Triage/Lead"} and "INBOX" not in bot.labels(pid)
+    [draft] = bot.drafts()
+    reply = email.message_from_bytes(draft.raw, policy=policy.default)
+    assert reply["To"] == "jane.buyer@prospect.example"
+    assert reply["Subject"] == f"Re: {LEAD}"
+    assert reply["In-Reply-To"] == reply["References"] == bot.mail.messages[pid].message_id
+    assert draft.thread_id == bot.mail.messages[pid].thread_id
+    body = reply.get_content()
+    assert "Jane" in body and "Alice Carter" in body  # greeted by first name, signed by the assignee
+    [row] = bot.audit.rows
+    assert row["category"] == "lead" and row["assignee"] == "alice@acme-pumps.example"
+    assert row["draft_id"] and row["notification"].startswith("sent to")
+    assert row["crm_id"] == "c1"
+    assert bot.notifier.sent[0]["assignee_email"] == "alice@acme-pumps.example"
+    assert bot.crm.contacts["jane@prospect.example"]["notes"] == [row["message_id"]]
+
+
+def test_a_second_run_does_nothing_new(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    for i in range(3):
+        bot.mail.add(raw_mail(f"{LEAD} #{i}"))
+    bot.cycle()
+    state = (len(bot.drafts()), len(bot.audit.rows), len(bot.notifier.sent), bot.classifier.calls)
+    report = bot.cycle()
+    assert report.processed == 0 and report.listed == 0
+    assert (len(bot.drafts()), len(bot.audit.rows), len(bot.notifier.sent), bot.classifier.calls) == state
+
+
+def test_leads_rotate_and_language_picks_the_pool(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    for i in range(6):
+        bot.mail.add(raw_mail(f"Anfrage {i} [lead:de:0.9]" if i % 2 else f"Quote {i} [lead:en:0.9]"))
+    bot.cycle()
+    assignees = [r["assignee"] for r in bot.audit.rows]
+    assert assignees == ["alice@acme-pumps.example", "dieter@acme-pumps.example", "bob@acme-pumps.example",
+                         "eva@acme-pumps.example", "carla@acme-pumps.example", "dieter@acme-pumps.example"]
+    dach_draft = [d for d in bot.drafts() if b"dieter" in d.raw.lower()][0]
+    assert "frank.field@acme-pumps.example" in email.message_from_bytes(dach_draft.raw, policy=policy.default)["Cc"]
+
+
+def test_spam_is_labelled_now_and_trashed_on_a_later_run(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    pid = bot.mail.add(raw_mail("You won [spam:en:0.99]"))
+    bot.cycle()
+    assert "Triage/Spam" in bot.labels(pid) and "TRASH" not in bot.labels(pid) and "INBOX" not in bot.labels(pid)
+    bot.clock.now += timedelta(hours=71)
+    bot.cycle()
+    assert "TRASH" not in bot.labels(pid)
+    bot.clock.now += timedelta(hours=2)
+    report = bot.cycle()
+    assert report.trashed == 1 and "TRASH" in bot.labels(pid)
+
+
+def test_low_confidence_goes_to_review_and_nothing_destructive_happens(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    unsure_spam = bot.mail.add(raw_mail("Maybe spam [spam:en:0.5]"))
+    unsure_lead = bot.mail.add(raw_mail("Maybe lead [lead:en:0.6]"))
+    bot.cycle()
+    bot.clock.now += timedelta(days=30)
+    bot.cycle()
+    for pid in (unsure_spam, unsure_lead):
+        assert {"Triage/Review", "INBOX"} <= bot.labels(pid) and "TRASH" not in bot.labels(pid)
+    assert bot.drafts() == [] and bot.notifier.sent == []
+    assert all(r["review"] == "yes" for r in bot.audit.rows)
+
+
+def test_internal_mail_is_skipped_without_classification(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    pid = bot.mail.add(raw_mail("Lunch? [lead:en:0.99]", sender="Bob <bob@acme-pumps.example>"))
+    bot.cycle()
+    assert bot.classifier.calls == 0
+    assert bot.labels(pid) == {"INBOX", "UNREAD", "Triage/Processed"}
+    assert bot.audit.rows[0]["prefilter"] == "internal"
+
+
+def test_a_thread_a_colleague_answered_is_not_reassigned(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    first = raw_mail("Pumps [lead:en:0.9]", msgid="<q1@prospect.example>")
+    ours = raw_mail("Re: Pumps", sender="Bob <bob@acme-pumps.example>", msgid="<r1@acme-pumps.example>",
+                    extra="In-Reply-To: <q1@prospect.example>\r\nReferences: <q1@prospect.example>\r\n")
+    follow = raw_mail("Re: Pumps [lead:en:0.9]", msgid="<q2@prospect.example>",
+                      extra="In-Reply-To: <r1@acme-pumps.example>\r\n"
+                            "References: <q1@prospect.example> <r1@acme-pumps.example>\r\n")
+    bot.mail.add(first, labels=("SENT",))  # an older conversation, already handled
+    bot.mail.add(ours, labels=("SENT",))
+    pid = bot.mail.add(follow)
+    bot.cycle()
+    assert bot.drafts() == [] and bot.notifier.sent == []
+    row = bot.audit.rows[0]
+    assert row["assignee"] == "" and "colleague_replied" in row["reasons"]
+    assert "INBOX" in bot.labels(pid)
+
+
+def test_crash_after_the_draft_landed_leaves_one_draft(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    pid = bot.mail.add(raw_mail(LEAD))
+    # the server creates the draft, then the call fails: as if the process died before hearing back
+    bot.mail.fail_next("create_draft", MailError("connection reset"), after=True)
+    report = bot.cycle()
+    assert report.failed == 1 and len(bot.drafts()) == 1 and "INBOX" in bot.labels(pid)
+    bot.cycle()
+    assert len(bot.drafts()) == 1
+    assert "Triage/Lead" in bot.labels(pid) and "INBOX" not in bot.labels(pid)
+    assert len(bot.audit.rows) == 1 and len(bot.notifier.sent) == 1
+    assert bot.ledger.assignment_counts("inside_sales") == {"alice@acme-pumps.example": 1,
+                                                            "bob@acme-pumps.example": 0,
+                                                            "carla@acme-pumps.example": 0}
+
+
+def test_an_outage_queues_rows_and_pings_and_replays_them_in_order(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    bot.audit.down = bot.notifier.down = True
+    for i in range(3):
+        bot.mail.add(raw_mail(f"{LEAD} #{i}"))
+    bot.cycle()
+    assert bot.audit.rows == [] and bot.notifier.sent == []
+    bot.mail.add(raw_mail(f"{LEAD} #3"))
+    bot.cycle()
+    bot.audit.down = bot.notifier.down = False
+    bot.cycle()
+    assert [r["subject"][-2:] for r in bot.audit.rows] == ["#0", "#1", "#2", "#3"]
+    assert [p["subject"][-2:] for p in bot.notifier.sent] == ["#0", "#1", "#2", "#3"]
+    bot.cycle()
+    assert len(bot.audit.rows) == 4 and len(bot.notifier.sent) == 4
+
+
+def test_a_failing_message_does_not_block_others_and_ends_in_review(tmp_path: Path) -> None:
+    bot = Bot(tmp_path, {"poll": {"max_attempts": 3}})
+    bad = bot.mail.add(raw_mail("Broken [lead:en:0.9]"))
+    good = bot.mail.add(raw_mail(LEAD))
+    bot.mail.fail_fetch(bad, MailError("500 backend error"))
+    report = bot.cycle()
+    assert report.failed == 1 and report.processed == 1
+    assert "Triage/Lead" in bot.labels(good)
+    bot.cycle()
+    assert "Triage/Review" not in bot.labels(bad)
+    bot.cycle()
+    assert {"Triage/Review", "Triage/Processed", "INBOX"} <= bot.labels(bad)
+    row = [r for r in bot.audit.rows if r["provider_id"] == bad][0]
+    assert "500 backend error" in row["error"] and row["review"] == "yes"
+
+
+def test_dry_run_changes_nothing(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    pids = [bot.mail.add(raw_mail(s)) for s in (LEAD, "Spam [spam:en:0.99]", "Quote 2 [lead:en:0.95]")]
+    before = {pid: set(bot.labels(pid)) for pid in pids}
+    report = bot.cycle(dry_run=True)
+    assert len(report.dry_run_lines) == 3
+    assert "assign alice@acme-pumps.example" in report.dry_run_lines[0]
+    assert "assign bob@acme-pumps.example" in report.dry_run_lines[2]  # the rotation is simulated
+    assert {pid: bot.labels(pid) for pid in pids} == before
+    assert bot.drafts() == [] and bot.audit.rows == [] and bot.notifier.sent == []
+    assert bot.ledger.rotation("inside_sales") == {} and not bot.ledger.known(pids[0])
+    assert bot.mail.checkpoints == 0
+    bot.cycle()
+    assert bot.audit.rows[0]["assignee"] == "alice@acme-pumps.example"
+
+
+def test_unreadable_mail_goes_to_review_with_its_reason(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    pid = bot.mail.add(b"")
+    bot.cycle()
+    assert "Triage/Review" in bot.labels(pid)
+    assert "empty" in bot.audit.rows[0]["reasons"].lower()
+
+
+@pytest.mark.parametrize("kill_at", ["create_draft", "modify"])
+def test_failure_between_steps_resumes_without_repeating(tmp_path: Path, kill_at: str) -> None:
+    bot = Bot(tmp_path)
+    pid = bot.mail.add(raw_mail(LEAD))
+    bot.mail.fail_next(kill_at, MailError("gone"))
+    bot.cycle()
+    bot.cycle()
+    assert len(bot.drafts()) == 1 and "Triage/Lead" in bot.labels(pid)
+    assert len(bot.audit.rows) == 1 and len(bot.notifier.sent) == 1 and len(bot.crm.contacts) == 1
