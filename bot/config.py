@@ -61,7 +61,7 @@ class Reader:
         value = self.raw(key, {})
         return Reader(value, self.base_dir, self._p(key), self.problems)
 
-    def str(self, key: str, default: Any = _MISSING, choices: tuple[str, ...] | None = None) -> str:
+    def string(self, key: str, default: Any = _MISSING, choices: tuple[str, ...] | None = None) -> str:
         value = self.raw(key, default)
         if value is None:
             return ""
@@ -72,7 +72,7 @@ class Reader:
             self.problem(key, f"expected one of {', '.join(choices)}, got {value!r}")
         return value
 
-    def bool(self, key: str, default: Any = _MISSING) -> bool:
+    def boolean(self, key: str, default: Any = _MISSING) -> bool:
         value = self.raw(key, default)
         if not isinstance(value, bool):
             self.problem(key, f"expected true or false, got {value!r}")
@@ -91,7 +91,7 @@ class Reader:
             self.problem(key, f"expected {kind} in {bounds}, got {value!r}")
         return float(value)
 
-    def int(self, key: str, default: Any = _MISSING, minimum: int | None = None, maximum: int | None = None) -> int:
+    def integer(self, key: str, default: Any = _MISSING, minimum: int | None = None, maximum: int | None = None) -> int:
         return int(self.number(key, default, minimum, maximum, integer=True))
 
     def str_list(self, key: str, default: Any = _MISSING, pattern: re.Pattern[str] | None = None,
@@ -109,12 +109,12 @@ class Reader:
         return tuple(value)
 
     def path_value(self, key: str, default: Any = _MISSING) -> Path:
-        value = self.str(key, default)
+        value = self.string(key, default)
         p = Path(value).expanduser()
         return p if p.is_absolute() else (self.base_dir / p)
 
     def optional_path(self, key: str) -> Path | None:
-        value = self.str(key, "")
+        value = self.string(key, "")
         return self.path_value(key) if value else None
 
     def secret(self, key: str) -> str | None:
@@ -122,8 +122,8 @@ class Reader:
         if key in self.data:
             self._known.add(key)
             self.problem(key, f"secrets are not read from the YAML: use {key}_env or {key}_file")
-        env_name = self.str(f"{key}_env", "")
-        file_name = self.str(f"{key}_file", "")
+        env_name = self.string(f"{key}_env", "")
+        file_name = self.string(f"{key}_file", "")
         if env_name and os.environ.get(env_name):
             return os.environ[env_name]
         if file_name:
@@ -372,32 +372,32 @@ def _company(r: Reader) -> CompanyConfig:
     domains = tuple(d.lower() for d in r.str_list("domains", pattern=_DOMAIN_RE, what="a domain like example.com"))
     if not domains:
         r.problem("domains", "list at least one of our own domains")
-    mailbox = r.str("mailbox")
+    mailbox = r.string("mailbox")
     if mailbox and not _EMAIL_RE.match(mailbox):
         r.problem("mailbox", f"expected an email address, got {mailbox!r}")
-    cfg = CompanyConfig(name=r.str("name"), domains=domains, mailbox=mailbox.lower())
+    cfg = CompanyConfig(name=r.string("name"), domains=domains, mailbox=mailbox.lower())
     r.check_unknown()
     return cfg
 
 
 def _mail(r: Reader) -> MailConfig:
-    provider = r.str("provider", "maildir", choices=("maildir", "gmail"))
+    provider = r.string("provider", "maildir", choices=("maildir", "gmail"))
     md = r.section("maildir")
     seed = md.optional_path("seed")
     maildir = MaildirConfig(path=md.path_value("path", "state/maildir"), seed=seed)
     md.check_unknown()
     g = r.section("gmail")
     gmail = GmailConfig(
-        auth=g.str("auth", "oauth", choices=("oauth", "service_account")),
+        auth=g.string("auth", "oauth", choices=("oauth", "service_account")),
         token_file=g.path_value("token_file", "state/gmail-token.json"),
         client_secrets_file=g.optional_path("client_secrets_file"),
         service_account_file=g.optional_path("service_account_file"),
-        subject=g.str("subject", ""),
-        api_endpoint=g.str("api_endpoint", "https://gmail.googleapis.com/"),
-        batch_uri=g.str("batch_uri", "https://gmail.googleapis.com/batch/gmail/v1"),
-        token_uri=g.str("token_uri", "https://oauth2.googleapis.com/token"),
-        lookback_days=g.int("lookback_days", 7, minimum=1, maximum=365),
-        batch_size=g.int("batch_size", 50, minimum=1, maximum=50),
+        subject=g.string("subject", ""),
+        api_endpoint=g.string("api_endpoint", "https://gmail.googleapis.com/"),
+        batch_uri=g.string("batch_uri", "https://gmail.googleapis.com/batch/gmail/v1"),
+        token_uri=g.string("token_uri", "https://oauth2.googleapis.com/token"),
+        lookback_days=g.integer("lookback_days", 7, minimum=1, maximum=365),
+        batch_size=g.integer("batch_size", 50, minimum=1, maximum=50),
         timeout_seconds=g.number("timeout_seconds", 60, minimum=1),
     )
     if provider == "gmail" and gmail.auth == "service_account" and not gmail.service_account_file:
@@ -412,9 +412,9 @@ def _mail(r: Reader) -> MailConfig:
 
 def _poll(r: Reader) -> PollConfig:
     cfg = PollConfig(
-        interval_seconds=r.int("interval_seconds", 60, minimum=5, maximum=86400),
-        max_messages_per_cycle=r.int("max_messages_per_cycle", 500, minimum=1),
-        max_attempts=r.int("max_attempts", 5, minimum=1, maximum=100),
+        interval_seconds=r.integer("interval_seconds", 60, minimum=5, maximum=86400),
+        max_messages_per_cycle=r.integer("max_messages_per_cycle", 500, minimum=1),
+        max_attempts=r.integer("max_attempts", 5, minimum=1, maximum=100),
     )
     r.check_unknown()
     return cfg
@@ -422,9 +422,9 @@ def _poll(r: Reader) -> PollConfig:
 
 def _labels(r: Reader) -> LabelsConfig:
     cats = r.section("categories")
-    categories = {c: cats.str(c, f"Triage/{c.replace('_', ' ').title().replace(' ', '')}") for c in CATEGORIES}
+    categories = {c: cats.string(c, f"Triage/{c.replace('_', ' ').title().replace(' ', '')}") for c in CATEGORIES}
     cats.check_unknown()
-    cfg = LabelsConfig(processed=r.str("processed", "Triage/Processed"), review=r.str("review", "Triage/Review"),
+    cfg = LabelsConfig(processed=r.string("processed", "Triage/Processed"), review=r.string("review", "Triage/Review"),
                        categories=categories)
     names = cfg.all()
     for name in names:
@@ -455,20 +455,20 @@ def _prefilter(r: Reader, company: CompanyConfig) -> PrefilterConfig:
 
 def _llm(r: Reader) -> LlmConfig:
     cfg = LlmConfig(
-        enabled=r.bool("enabled", False),
-        base_url=r.str("base_url", "https://api.openai.com/v1"),
-        model=r.str("model", "gpt-4o-mini"),
+        enabled=r.boolean("enabled", False),
+        base_url=r.string("base_url", "https://api.openai.com/v1"),
+        model=r.string("model", "gpt-4o-mini"),
         api_key=r.secret("api_key"),
-        mode=r.str("mode", "auto", choices=("auto", "json_schema", "json_object")),
+        mode=r.string("mode", "auto", choices=("auto", "json_schema", "json_object")),
         timeout_seconds=r.number("timeout_seconds", 30, minimum=1, maximum=600),
-        max_retries=r.int("max_retries", 2, minimum=0, maximum=10),
+        max_retries=r.integer("max_retries", 2, minimum=0, maximum=10),
         daily_budget_usd=r.number("daily_budget_usd", 1.0, minimum=0),
         input_usd_per_mtok=r.number("input_usd_per_mtok", 0.15, minimum=0),
         output_usd_per_mtok=r.number("output_usd_per_mtok", 0.60, minimum=0),
         call_below_confidence=r.number("call_below_confidence", 0.9, minimum=0, maximum=1),
         call_for_categories=r.str_list(
             "call_for_categories", ["lead", "support", "accounting", "vendor", "job_applicant", "other"]),
-        redact=r.bool("redact", True),
+        redact=r.boolean("redact", True),
         thread_cache_hours=r.number("thread_cache_hours", 24, minimum=0),
     )
     for i, c in enumerate(cfg.call_for_categories):
@@ -482,8 +482,8 @@ def _classify(r: Reader) -> ClassifyConfig:
     llm_r = r.section("llm")
     cfg = ClassifyConfig(
         threshold=r.number("threshold", 0.7, minimum=0, maximum=1),
-        text_chars=r.int("text_chars", 1500, minimum=100, maximum=100_000),
-        default_language=r.str("default_language", "en"),
+        text_chars=r.integer("text_chars", 1500, minimum=100, maximum=100_000),
+        default_language=r.string("default_language", "en"),
         languages=r.str_list("languages", ["en", "de", "fr", "es", "it", "pt"], _LANG_RE, "an ISO 639-1 code"),
         model_path=r.path_value("model_path", "state/model.json"),
         llm=_llm(llm_r),
@@ -508,10 +508,10 @@ def _date(r: Reader, key: str) -> date | None:
 
 
 def _member(r: Reader) -> Member | None:
-    email = r.str("email").lower()
+    email = r.string("email").lower()
     if email and not _EMAIL_RE.match(email):
         r.problem("email", f"expected an email address, got {email!r}")
-    name = r.str("name")
+    name = r.string("name")
     away: list[Away] = []
     raw_away = r.raw("away", [])
     if not isinstance(raw_away, list):
@@ -525,7 +525,7 @@ def _member(r: Reader) -> Member | None:
                 ar.problem("to", "is before from")
             away.append(Away(start, end))
         ar.check_unknown()
-    person = Person(email=email, name=name, slack_id=r.str("slack_id", "") or None,
+    person = Person(email=email, name=name, slack_id=r.string("slack_id", "") or None,
                     crm_owner_id=str(r.raw("crm_owner_id", "")) or None)
     r.check_unknown()
     return Member(person, tuple(away)) if email and name else None
@@ -553,8 +553,8 @@ def _routing(r: Reader) -> RoutingConfig:
         pr.check_unknown()
     if not pools:
         r.problem("pools", "define at least one pool")
-    default_pool = r.str("default_pool")
-    rfq_pool = r.str("rfq_pool", "") or None
+    default_pool = r.string("default_pool")
+    rfq_pool = r.string("rfq_pool", "") or None
     language_pools = r.raw("language_pools", {})
     if not isinstance(language_pools, dict):
         r.problem("language_pools", "expected a mapping of language code -> pool name")
@@ -585,11 +585,11 @@ def _actions(r: Reader) -> dict[str, CategoryAction]:
             cr.problem("trash_after_hours", "only spam and newsletter mail may be trashed")
             trash = None
         out[cat] = CategoryAction(
-            archive=cr.bool("archive", defaults.get("archive", False)),
-            draft=cr.bool("draft", defaults.get("draft", False)),
-            assign=cr.bool("assign", defaults.get("assign", False)),
-            notify=cr.bool("notify", defaults.get("notify", False)),
-            crm=cr.bool("crm", defaults.get("crm", False)),
+            archive=cr.boolean("archive", defaults.get("archive", False)),
+            draft=cr.boolean("draft", defaults.get("draft", False)),
+            assign=cr.boolean("assign", defaults.get("assign", False)),
+            notify=cr.boolean("notify", defaults.get("notify", False)),
+            crm=cr.boolean("crm", defaults.get("crm", False)),
             trash_after_hours=float(trash) if trash is not None else None,
         )
         if out[cat].draft and not out[cat].assign:
@@ -602,11 +602,11 @@ def _actions(r: Reader) -> dict[str, CategoryAction]:
 def _audit(r: Reader) -> AuditConfig:
     s = r.section("sheets")
     sheets = SheetsConfig(
-        enabled=s.bool("enabled", False),
-        spreadsheet_key=s.str("spreadsheet_key", ""),
-        worksheet=s.str("worksheet", "Decisions"),
+        enabled=s.boolean("enabled", False),
+        spreadsheet_key=s.string("spreadsheet_key", ""),
+        worksheet=s.string("worksheet", "Decisions"),
         credentials_file=s.optional_path("credentials_file"),
-        base_url=s.str("base_url", "https://sheets.googleapis.com"),
+        base_url=s.string("base_url", "https://sheets.googleapis.com"),
         timeout_seconds=s.number("timeout_seconds", 30, minimum=1),
     )
     if sheets.enabled and not sheets.spreadsheet_key:
@@ -620,16 +620,16 @@ def _audit(r: Reader) -> AuditConfig:
 def _notify(r: Reader) -> NotifyConfig:
     s = r.section("slack")
     slack = SlackConfig(
-        enabled=s.bool("enabled", False),
+        enabled=s.boolean("enabled", False),
         token=s.secret("token"),
-        base_url=s.str("base_url", "https://slack.com/api/"),
-        fallback_channel=s.str("fallback_channel", ""),
+        base_url=s.string("base_url", "https://slack.com/api/"),
+        fallback_channel=s.string("fallback_channel", ""),
         timeout_seconds=s.number("timeout_seconds", 10, minimum=1),
     )
     if slack.enabled and not slack.token:
         s.problem("token_env", "slack is enabled but no token was found (set the named environment variable)")
     s.check_unknown()
-    cfg = NotifyConfig(console=r.bool("console", True), slack=slack)
+    cfg = NotifyConfig(console=r.boolean("console", True), slack=slack)
     r.check_unknown()
     return cfg
 
@@ -637,9 +637,9 @@ def _notify(r: Reader) -> NotifyConfig:
 def _crm(r: Reader) -> CrmConfig:
     h = r.section("hubspot")
     hubspot = HubspotConfig(
-        enabled=h.bool("enabled", False),
+        enabled=h.boolean("enabled", False),
         token=h.secret("token"),
-        base_url=h.str("base_url", "https://api.hubapi.com"),
+        base_url=h.string("base_url", "https://api.hubapi.com"),
         timeout_seconds=h.number("timeout_seconds", 15, minimum=1),
     )
     if hubspot.enabled and not hubspot.token:
@@ -656,7 +656,7 @@ def parse_config(data: Any, source: Path) -> Config:
     company = _company(r.section("company"))
     replies_r = r.section("replies")
     replies = RepliesConfig(templates_dir=replies_r.path_value("templates_dir", str(PACKAGE_DIR / "templates")),
-                            from_name=replies_r.str("from_name", ""))
+                            from_name=replies_r.string("from_name", ""))
     replies_r.check_unknown()
     cfg = Config(
         source=source,
@@ -673,7 +673,7 @@ def parse_config(data: Any, source: Path) -> Config:
         notify=_notify(r.section("notify")),
         crm=_crm(r.section("crm")),
         state_dir=r.path_value("state_dir", "state"),
-        log_level=r.str("log_level", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+        log_level=r.string("log_level", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     )
     r.check_unknown()
     if r.problems:

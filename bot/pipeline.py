@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from bot.config import Config
@@ -24,7 +25,7 @@ from bot.ports import AuditSink, AuthError, Classifier, Crm, MailProvider, Notif
 from bot.prefilter import prefilter
 from bot.records import audit_row, crm_payload, message_record, notify_payload
 from bot.replies import build_reply
-from bot.state import Ledger, StateError, iso, now_utc
+from bot.state import Ledger, MessageRow, StateError, iso, now_utc
 
 log = logging.getLogger("bot.pipeline")
 
@@ -245,11 +246,9 @@ class Pipeline:
         """Replay the outbox in order, per sink; a sink that fails keeps its items for the next cycle."""
         led = self.s.ledger
         for crm in self.s.crms:
-            self._deliver_each(f"crm:{crm.name}", lambda row, retry, c=crm: c.upsert_lead(crm_payload(row), retry),
-                               report)
+            self._deliver_each(f"crm:{crm.name}", partial(_upsert, crm), report)
         for notifier in self.s.notifiers:
-            self._deliver_each(f"notify:{notifier.name}",
-                               lambda row, retry, n=notifier: n.notify(notify_payload(led, row), retry), report)
+            self._deliver_each(f"notify:{notifier.name}", partial(_notify, notifier, led), report)
         for sink in self.s.audit_sinks:
             name = f"audit:{sink.name}"
             while not self.stop.is_set():
@@ -268,7 +267,7 @@ class Pipeline:
                 led.outbox_done(ids, "written")
                 report.delivered[name] = report.delivered.get(name, 0) + len(ids)
 
-    def _deliver_each(self, name: str, send: Callable[[Any, bool], str], report: CycleReport) -> None:
+    def _deliver_each(self, name: str, send: Callable[[MessageRow, bool], str], report: CycleReport) -> None:
         led = self.s.ledger
         for item in led.pending_outbox(name, OUTBOX_BATCH):
             if self.stop.is_set():
@@ -329,6 +328,14 @@ class Pipeline:
                 f"{email.from_addr} | {email.subject[:60]!r}")
         report.dry_run_lines.append(line)
         log.info("dry run: %s", line)
+
+
+def _upsert(crm: Crm, row: MessageRow, retry: bool) -> str:
+    return crm.upsert_lead(crm_payload(row), retry)
+
+
+def _notify(notifier: Notifier, ledger: Ledger, row: MessageRow, retry: bool) -> str:
+    return notifier.notify(notify_payload(ledger, row), retry)
 
 
 def classify_files(cfg: Config, items: Iterable[tuple[str, bytes | Exception]]) -> Iterator[dict[str, Any]]:

@@ -295,10 +295,10 @@ class Ledger:
                    (provider_id, kind, json.dumps(payload), iso(not_before)))
 
     def effects(self, provider_id: str, status: str | None = None) -> list[Effect]:
-        sql = "SELECT * FROM effects WHERE provider_id=?" + (" AND status=?" if status else "") + " ORDER BY id"
-        args: tuple[Any, ...] = (provider_id, status) if status else (provider_id,)
+        rows = self._exec("SELECT * FROM effects WHERE provider_id=? AND (? IS NULL OR status=?) ORDER BY id",
+                          (provider_id, status, status)).fetchall()
         return [Effect(r["id"], r["provider_id"], r["kind"], json.loads(r["payload"]), r["status"], r["result"])
-                for r in self._exec(sql, args).fetchall()]
+                for r in rows]
 
     def finish_effect(self, effect_id: int, result: str = "", status: str = "done") -> None:
         self._exec("UPDATE effects SET status=?, result=?, done_at=? WHERE id=?",

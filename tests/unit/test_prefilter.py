@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.config import PrefilterConfig
+from bot.mime import parse_email
+from bot.models import Email, PrefilterResult
+from bot.prefilter import EVIDENCE_CHARS, prefilter
+
+CFG = PrefilterConfig(
+    own_domains=("acme-pumps.example",),
+    block_senders=("@spammer.example", "pest@freemail.example"),
+    allow_senders=("@key-account.example", "buyer@mailchimp.com"),
+    marketing_domains=("mailchimp.com", "mcsv.net", "newsletter.example"),
+    auto_reply_subjects=(r"^\[auto\]",),
+)
+
+
+def mail(sender: str = "Jane Buyer <jane@customer.example>", subject: str = "Quote for 20 pumps",
+         headers: str = "", body: str = "Please send a quote.") -> Email:
+    raw = (f"From: {sender}\r\nTo: sales@acme-pumps.example\r\nSubject: {subject}\r\n"
+           f"Message-ID: <t1@customer.example>\r\n{headers}\r\n{body}\r\n").encode()
+    return parse_email(raw)
+
+
+def run(email: Email, colleagues: frozenset[str] = frozenset(), mailbox: str = "") -> PrefilterResult:
+    return prefilter(email, CFG, colleagues, mailbox)
+
+
+def test_ordinary_mail_is_classified() -> None:
+    result = run(mail())
+    assert (result.outcome, result.rule, result.category) == ("classify", None, None)
+
+
+def test_own_draft_is_skipped() -> None:
+    result = run(mail(sender="sales@acme-pumps.example", headers="X-Triage-Source: <t0@customer.example>\r\n"))
+    assert (result.outcome, result.rule) == ("skip", "own_draft")
+    assert "X-Triage-Source: <t0@customer.example>" in result.reason
+
+
+def test_source_header_from_outside_is_not_trusted() -> None:
+    forged = mail(sender="x@spammer.example", headers="X-Triage-Source: <t0@customer.example>\r\n")
+    assert run(forged).rule == "block_list"
+
+
+@pytest.mark.parametrize("sender", ["alice@acme-pumps.example", "Bob <BOB@ACME-PUMPS.EXAMPLE>",
+                                    "noreply@eu.mail.acme-pumps.example"])
+def test_internal_sender_is_skipped(sender: str) -> None:
+    result = run(mail(sender=sender))
+    assert (result.outcome, result.rule) == ("skip", "internal")
+    assert "acme-pumps.example" in result.reason
+
+
+def test_web_form_from_our_domain_with_customer_reply_to_is_not_internal() -> None:
+    form = mail(sender="WordPress <wordpress@acme-pumps.example>", subject="New contact form entry",
+                headers="Reply-To: Jane Buyer <jane@customer.example>\r\n")
+    assert run(form).outcome == "classify"
+    colleague = mail(sender="alice@acme-pumps.example", headers="Reply-To: bob@acme-pumps.example\r\n")
+    assert run(colleague).rule == "internal"
+
+
+def test_lookalike_domain_is_not_internal() -> None:
+    assert run(mail(sender="x@evilacme-pumps.example")).rule is None
+    assert run(mail(sender="x@acme-pumps.example.evil.example")).rule is None
+
+
+def test_colleague_and_shared_mailbox_are_internal() -> None:
+    colleague = run(mail(sender="Agency <Anna@Agency.example>"), colleagues=frozenset({"anna@agency.example"}))
+    assert (colleague.outcome, colleague.rule) == ("skip", "internal")
+    shared = run(mail(sender="team@gmail.example"), mailbox="Team@gmail.example")
+    assert shared.rule == "internal"
+
+
+def test_internal_beats_every_rule_but_own_draft() -> None:
+    noisy = mail(sender="MAILER-DAEMON@acme-pumps.example", subject="Out of Office: Undelivered Mail",
+                 headers="Auto-Submitted: auto-replied\r\nList-Id: <x.acme-pumps.example>\r\n")
+    assert run(noisy).rule == "internal"
+
+
+def test_allow_list_skips_the_rules_below_it() -> None:
+    result = run(mail(sender="buyer@sub.key-account.example", subject="Automatic reply: Quote",
+                      headers="Auto-Submitted: auto-replied\r\nList-Unsubscribe: <mailto:u@x.example>\r\n"))
+    assert (result.outcome, result.rule) == ("classify", "allow_list")
+    assert "@key-account.example" in result.reason
+    # an allowed address in a marketing domain
+    assert run(mail(sender="buyer@mailchimp.com")).rule == "allow_list"
+    assert run(mail(sender="other@mailchimp.com")).rule == "marketing_domain"
+
+
+@pytest.mark.parametrize("sender", ["x@spammer.example", "x@mx1.spammer.example", "PEST@freemail.example"])
+def test_block_list_is_spam(sender: str) -> None:
+    result = run(mail(sender=sender))
+    assert (result.outcome, result.rule, result.category) == ("category", "block_list", "spam")
+
+
+def test_block_list_address_does_not_block_its_domain() -> None:
+    assert run(mail(sender="friend@freemail.example")).rule is None
+
+
+def test_delivery_report_is_a_bounce() -> None:
+    report = mail(sender="Mail Delivery System <MAILER-DAEMON@mx.customer.example>",
+                  subject="Undelivered Mail Returned to Sender",
+                  headers='MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; '
+                          'boundary="b"\r\n',
+                  body="--b\r\nContent-Type: text/plain\r\n\r\nThe mail system could not deliver.\r\n--b--")
+    result = run(report)
+    assert (result.outcome, result.rule, result.category) == ("category", "bounce", "other")
+    assert "multipart/report" in result.reason
+
+
+@pytest.mark.parametrize(("sender", "subject"), [
+    ("postmaster@customer.example", "Hello"),
+    ("Mail Delivery Subsystem <daemon@customer.example>", "Returned"),
+    ("x@customer.example", "Delivery Status Notification (Failure)"),
+    ("x@customer.example", "Unzustellbar: Angebot"),
+    ("x@customer.example", "Mail delivery failed: returning message to sender"),
+    ("x@customer.example", "Undeliverable: Quote"),
+])
+def test_bounce_by_sender_or_subject(sender: str, subject: str) -> None:
+    assert run(mail(sender=sender, subject=subject)).rule == "bounce"
+
+
+@pytest.mark.parametrize("headers", [
+    "Auto-Submitted: auto-replied\r\n",
+    "Auto-Submitted: auto-generated; owner-email=x@y.example\r\n",
+    "X-Autoreply: yes\r\n",
+    "X-Autorespond: Out of office\r\n",
+    "Precedence: auto_reply\r\n",
+])
+def test_auto_reply_by_header(headers: str) -> None:
+    result = run(mail(subject="Re: Quote", headers=headers))
+    assert (result.outcome, result.rule, result.category) == ("category", "auto_reply", "other")
+    assert headers.split(":")[0].lower() in result.reason.lower()
+
+
+def test_auto_submitted_no_is_not_an_auto_reply() -> None:
+    assert run(mail(headers="Auto-Submitted: no\r\n")).rule is None
+    assert run(mail(headers="X-Autoreply: no\r\n")).rule is None
+
+
+def test_outlook_suppress_header_alone_is_not_an_auto_reply() -> None:
+    assert run(mail(headers="X-Auto-Response-Suppress: All\r\n")).rule is None
+    assert run(mail(headers="X-Auto-Response-Suppress: OOF, DR, RN, NRN, AutoReply\r\n")).rule is None
+
+
+@pytest.mark.parametrize("subject", [
+    "Out of Office: Quote for 20 pumps", "Automatic reply: Quote", "Abwesenheitsnotiz: Angebot",
+    "Automatische Antwort: Angebot", "Réponse automatique : Devis", "Absence du bureau", "Respuesta automática: Oferta",
+    "Fuera de la oficina", "Risposta automatica: Offerta", "Fuori ufficio", "Resposta automática: Cotação",
+    "Ausente", "Afwezig: Offerte", "AW: Abwesenheitsnotiz", "[auto] I am travelling",
+])
+def test_auto_reply_by_subject(subject: str) -> None:
+    result = run(mail(subject=subject))
+    assert result.rule == "auto_reply"
+    assert subject[:20] in result.reason
+
+
+def test_out_of_office_words_inside_a_subject_do_not_match() -> None:
+    assert run(mail(subject="Pumps for our new office")).rule is None
+    assert run(mail(subject="Leave of absence cover: quote needed")).rule is None
+
+
+@pytest.mark.parametrize(("sender", "headers"), [
+    ("news@mailchimp.com", ""),
+    ("news@us5.mcsv.net", ""),
+    ("Shop <news@shop.example>", "Return-Path: <bounce-123@mail.newsletter.example>\r\n"),
+    ("Shop <news@shop.example>", "Sender: Shop <shop=newsletter.example@mcsv.net>\r\n"),
+])
+def test_marketing_domain_is_newsletter(sender: str, headers: str) -> None:
+    result = run(mail(sender=sender, headers=headers))
+    assert (result.outcome, result.rule, result.category) == ("category", "marketing_domain", "newsletter")
+
+
+def test_marketing_domain_needs_a_domain_boundary() -> None:
+    assert run(mail(sender="x@notmailchimp.com")).rule is None
+
+
+@pytest.mark.parametrize("headers", [
+    "List-Id: Pump Users <pump-users.lists.example>\r\n",
+    "List-Unsubscribe: <https://lists.example/u?id=1>\r\n",
+    "Precedence: bulk\r\n",
+    "Precedence: list\r\n",
+    "Precedence: junk\r\n",
+])
+def test_list_mail_is_a_newsletter_hint(headers: str) -> None:
+    result = run(mail(headers=headers))
+    assert (result.outcome, result.rule, result.category) == ("hint", "list_mail", "newsletter")
+
+
+def test_rule_order_bounce_before_auto_reply_before_marketing_before_list() -> None:
+    everything = "Auto-Submitted: auto-replied\r\nList-Id: <l.example>\r\n"
+    assert run(mail(sender="mailer-daemon@mcsv.net", headers=everything)).rule == "bounce"
+    assert run(mail(sender="x@mcsv.net", headers=everything)).rule == "auto_reply"
+    assert run(mail(sender="x@mcsv.net", headers="List-Id: <l.example>\r\n")).rule == "marketing_domain"
+    assert run(mail(sender="x@spammer.example", headers=everything)).rule == "block_list"
+
+
+def test_evidence_in_reasons_is_truncated() -> None:
+    result = run(mail(subject="Out of Office " + "x" * 500))
+    assert len(result.reason) < EVIDENCE_CHARS + 60
+    assert "…" in result.reason
+
+
+def test_unparseable_sender_reaches_the_classifier() -> None:
+    email = parse_email(b"Subject: hi\r\n\r\nno sender at all\r\n")
+    assert email.from_addr == ""
+    assert run(email).outcome == "classify"
+
+
+def test_custom_pattern_that_is_invalid_does_not_raise() -> None:
+    cfg = PrefilterConfig(own_domains=(), block_senders=(), allow_senders=(), marketing_domains=(),
+                          auto_reply_subjects=("([unclosed",))
+    assert prefilter(mail(), cfg).outcome == "classify"
