@@ -1,0 +1,527 @@
+"""MailProvider over the Gmail API v1 (google-api-python-client, one service object per thread).
+
+Retries: every call runs with num_retries=0 and goes through bot.retry, the single retry owner. Errors leave
+this module as AuthError (a person must re-authorize) or MailError (GmailError: the pipeline keeps the message
+where it is and tries again next cycle).
+
+Quota (Gmail units) of an idle 60 s cycle: labels.list 1 (ensure_labels) + history.list 2, plus a catch-up
+messages.list 5 every `catchup_every` cycles. Per new message: messages.get 5 (batched) + messages.modify 5;
+a reply draft adds threads.get 10 + drafts.create 10. A full sync adds messages.list 5 per 500 ids and a
+messages.get minimal 5 per listed message. Nothing here sends mail: drafts.send and messages.send are never called.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import http.client
+import json
+import logging
+import re
+import ssl
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from email.utils import parseaddr, parsedate_to_datetime
+from functools import partial
+from typing import Any
+
+import httplib2
+from google.auth.exceptions import RefreshError
+from google_auth_httplib2 import AuthorizedHttp
+from googleapiclient.discovery import build
+from googleapiclient.errors import BatchError, HttpError
+from googleapiclient.http import BatchHttpRequest
+
+from bot.adapters.gmail_auth import AUTH_EXPIRED
+from bot.config import GmailConfig, LabelsConfig
+from bot.models import MessageRef
+from bot.ports import AuthError, CursorStore, MailError, ThreadMessage
+from bot.retry import backoff_delay, call_with_retry, parse_retry_after
+
+log = logging.getLogger(__name__)
+
+CURSOR_KEY = "gmail.history_id"
+SOURCE_HEADER = "X-Triage-Source"
+_RATE_LIMIT = {"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"}
+_NO_SCOPE = {"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"}
+_TRANSIENT = (TimeoutError, ConnectionError, http.client.HTTPException, ssl.SSLError, httplib2.ServerNotFoundError)
+_CALL_ERRORS = (HttpError, RefreshError, BatchError, httplib2.HttpLib2Error, OSError, http.client.HTTPException)
+_TRASH_UNITS, _BATCH_MODIFY_UNITS = 5, 50
+
+
+class GmailError(MailError):
+    """A Gmail call failed; status is the HTTP status (None for transport errors), reason Gmail's reason code."""
+
+    def __init__(self, message: str, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+def error_reasons(exc: HttpError) -> list[str]:
+    """Gmail's machine-readable reasons, most specific first ("rateLimitExceeded", ..., "RESOURCE_EXHAUSTED")."""
+    try:
+        error = json.loads(exc.content.decode("utf-8")).get("error", {})
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return []
+    if not isinstance(error, dict):
+        return []
+    found = [str(e["reason"]) for key in ("errors", "details") for e in error.get(key) or []
+             if isinstance(e, dict) and e.get("reason")]
+    return found + ([str(error["status"])] if error.get("status") else [])
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """429, 5xx, rate-limit 403s and transport failures; never other 4xx (they will fail the same way again)."""
+    if isinstance(exc, HttpError):
+        status = exc.status_code
+        return status == 429 or status >= 500 or (status == 403 and not _RATE_LIMIT.isdisjoint(error_reasons(exc)))
+    return isinstance(exc, _TRANSIENT)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    return parse_retry_after(exc.resp.get("retry-after")) if isinstance(exc, HttpError) else None
+
+
+def may_have_landed(exc: BaseException) -> bool:
+    """Whether a failed POST may still have been carried out (5xx, timeout, dropped connection)."""
+    if isinstance(exc, HttpError):
+        return exc.status_code >= 500
+    return not isinstance(exc, ConnectionRefusedError)
+
+
+def translate(exc: BaseException, what: str) -> AuthError | MailError:
+    """Library error -> AuthError (needs a person) or GmailError (this message, this cycle)."""
+    if isinstance(exc, (AuthError, MailError)):
+        return exc
+    if isinstance(exc, RefreshError):
+        if getattr(exc, "retryable", False):
+            return GmailError(f"Gmail {what} failed: the token endpoint is unavailable")
+        return AuthError(AUTH_EXPIRED)
+    if isinstance(exc, HttpError):
+        reasons = error_reasons(exc)
+        if exc.status_code == 401 or (exc.status_code == 403 and not _NO_SCOPE.isdisjoint(reasons)):
+            return AuthError(AUTH_EXPIRED)
+        reason = reasons[0] if reasons else ""
+        return GmailError(f"Gmail {what} failed: HTTP {exc.status_code} {exc.reason or reason}".strip(),
+                          exc.status_code, reason)
+    return GmailError(f"Gmail {what} failed: {type(exc).__name__}: {exc}")
+
+
+def label_query(name: str) -> str:
+    """A label name as Gmail's own search box writes it: "Triage/Processed" -> "triage-processed".
+
+    Gmail writes "/" and spaces in label names as "-" in search (and refuses labels that differ only there);
+    other punctuation is quoted instead. Correctness does not depend on this match: a processed message that
+    slips through is dropped by its label id (one messages.get minimal) before list_new() returns it.
+    """
+    simple = re.sub(r"[\s/]", "-", name.strip()).lower()
+    return simple if re.fullmatch(r"[\w.-]+", simple) else '"' + name.replace('"', "") + '"'
+
+
+def _decode_raw(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class GmailProvider:
+    """The shared inbox in Gmail. Not thread-safe (httplib2): build one per thread."""
+
+    def __init__(self, cfg: GmailConfig, credentials: Any, labels: LabelsConfig, cursor_store: CursorStore,
+                 sleep: Callable[[float], None] = time.sleep, catchup_every: int = 10,
+                 max_retry_seconds: float = 60.0) -> None:
+        self._cfg, self._labels, self._cursors, self._sleep = cfg, labels, cursor_store, sleep
+        self._http = AuthorizedHttp(credentials, http=httplib2.Http(timeout=cfg.timeout_seconds))
+        self._users = build("gmail", "v1", http=self._http, static_discovery=True, cache_discovery=False,
+                            client_options={"api_endpoint": cfg.api_endpoint}).users()
+        self._catchup_every = max(1, catchup_every)
+        self._max_retry_seconds = max_retry_seconds
+        self._label_cache: dict[str, tuple[str, str]] | None = None  # casefolded name -> (id, name)
+        self._cycle = 0
+        self._catchup_forced = False
+        self._listed: set[str] = set()  # ids returned by the last list_new()
+        self._confirmed: set[str] = set()  # ids checkpointed while the stored cursor could not advance
+        self._pending_cursor: str | None = None
+
+    # ------------------------------------------------------------------ calls
+
+    def _retrying(self, fn: Callable[[], Any], what: str, retryable: Callable[[BaseException], bool] = is_retryable,
+                  ) -> Any:
+        try:
+            return call_with_retry(fn, is_retryable=retryable, retry_after=retry_after, sleep=self._sleep,
+                                   max_delay=self._max_retry_seconds, what=f"Gmail {what}")
+        except _CALL_ERRORS as exc:
+            raise translate(exc, what) from exc
+
+    def _call(self, request: Callable[[], Any], what: str) -> Any:
+        """Build and execute one API request, retrying transient failures; a fresh request object per attempt."""
+        return self._retrying(lambda: request().execute(num_retries=0), what)
+
+    def _batch(self, requests: Sequence[Callable[[], Any]], what: str) -> list[Any]:
+        """Run requests as batch HTTP calls; returns each item's response or its error (AuthError is raised).
+
+        Items that fail with a retryable error go into another batch after a backoff; the batch call itself is
+        retried as a whole by _retrying.
+        """
+        results: list[Any] = [None] * len(requests)
+        todo, attempt, waited = list(range(len(requests))), 0, 0.0
+        while todo:
+            attempt += 1
+            answers = self._retrying(partial(self._batch_once, [requests[i] for i in todo]), what)
+            again = [i for i, a in zip(todo, answers, strict=True) if isinstance(a, HttpError) and is_retryable(a)]
+            for i, ans in zip(todo, answers, strict=True):
+                results[i] = ans
+            hint = max((retry_after(results[i]) or 0.0 for i in again), default=0.0)
+            delay = max(hint, backoff_delay(attempt))
+            if not again or attempt >= 5 or waited + delay > self._max_retry_seconds:
+                break
+            log.warning("Gmail %s: %d of %d batch items failed, retrying them in %.1f s", what, len(again),
+                        len(todo), delay)
+            self._sleep(delay)
+            waited += delay
+            todo = again
+        for i, ans in enumerate(results):
+            if isinstance(ans, BaseException):
+                results[i] = translate(ans, what)
+                if isinstance(results[i], AuthError):
+                    raise results[i]
+        return results
+
+    def _batch_once(self, requests: list[Callable[[], Any]]) -> list[Any]:
+        answers: dict[str, Any] = {}
+
+        def collect(request_id: str, response: Any, exception: BaseException | None) -> None:
+            answers[request_id] = exception if exception is not None else response
+
+        # An explicit batch_uri: new_batch_http_request() would ignore api_endpoint and use the discovery rootUrl.
+        batch = BatchHttpRequest(callback=collect, batch_uri=self._cfg.batch_uri)
+        for i, make in enumerate(requests):
+            batch.add(make(), request_id=str(i))
+        batch.execute(http=self._http)
+        return [answers.get(str(i), GmailError("Gmail batch response lacks an item")) for i in range(len(requests))]
+
+    # ------------------------------------------------------------------ sync
+
+    def list_new(self, limit: int) -> list[MessageRef]:
+        """Unprocessed inbox messages, oldest first, read or unread (never `is:unread`: a person may open one first).
+
+        The first run (no stored historyId) or one after the id expired (404) lists the inbox with the lookback
+        query; the historyId is read from the profile *before* listing, so mail that arrives during the listing
+        is in the history after it. Later runs read only history.list (messageAdded in INBOX, 2 units a page).
+
+        Catch-up: at startup and every `catchup_every` cycles the lookback query runs as well. It costs 5 units
+        per 500 ids and, because processed mail carries the processed label, it usually returns one short page;
+        it picks up what history cannot report as "added": mail a person moved back to the inbox, mail older
+        than an expired history window, anything a failed cycle left behind. The pipeline skips known ids, so
+        listing a message twice is harmless; omitting one is not.
+
+        When more than `limit` messages are waiting, the cursor is not advanced at checkpoint(); the next cycle
+        lists the same range again (plus a catch-up) and skips the ids already checkpointed.
+        """
+        self._pending_cursor, self._listed = None, set()  # a failed listing must not let checkpoint() advance
+        processed = self._label_id(self._labels.processed, create=False)
+        cursor = self._cursors.get_cursor(CURSOR_KEY)
+        refs: list[MessageRef] | None = None
+        new_cursor: str | None = None
+        if cursor:
+            try:
+                refs, new_cursor = self._history_since(cursor, processed)
+            except GmailError as exc:
+                if exc.status != 404:
+                    raise
+                log.warning("Gmail history id %s is no longer valid: full sync of the last %d days", cursor,
+                            self._cfg.lookback_days)
+        if refs is None:
+            new_cursor = str(self._call(lambda: self._users.getProfile(userId="me"), "users.getProfile")["historyId"])
+            refs = self._list_unprocessed()
+        elif self._catchup_forced or self._cycle % self._catchup_every == 0:
+            from_history = {r.provider_id: r for r in refs}  # these carry labels already: no lookup needed
+            refs = [from_history.pop(r.provider_id, r) for r in self._list_unprocessed()]
+            refs += from_history.values()
+        self._cycle += 1
+        fresh = [r for r in refs if r.provider_id not in self._confirmed]
+        chosen = self._with_labels(fresh[:limit], processed)
+        overflow = len(fresh) > limit
+        self._catchup_forced = overflow
+        self._pending_cursor = None if overflow else new_cursor  # set only once the listing fully succeeded
+        self._listed = {r.provider_id for r in chosen}
+        return chosen
+
+    def checkpoint(self) -> None:
+        """Advance the stored historyId, unless the last list_new() had to leave messages for later."""
+        self._confirmed |= self._listed
+        self._listed = set()
+        if self._pending_cursor is not None:
+            self._cursors.set_cursor(CURSOR_KEY, self._pending_cursor)
+            self._pending_cursor = None
+            self._confirmed.clear()
+
+    def _history_since(self, cursor: str, processed: str | None) -> tuple[list[MessageRef], str]:
+        refs: list[MessageRef] = []
+        seen: set[str] = set()
+        page: str | None = None
+        latest = cursor
+        while True:
+            resp = self._call(partial(self._users.history().list, userId="me", startHistoryId=cursor,
+                                      historyTypes=["messageAdded"], labelId="INBOX", maxResults=500,
+                                      pageToken=page), "history.list")
+            latest = str(resp.get("historyId") or latest)
+            for record in resp.get("history", []):
+                for added in record.get("messagesAdded", []):
+                    msg = added.get("message") or {}
+                    labels = set(msg.get("labelIds") or ["INBOX"])
+                    if msg.get("id") and msg["id"] not in seen and "INBOX" in labels and processed not in labels:
+                        seen.add(msg["id"])
+                        refs.append(self._ref(msg))
+            page = resp.get("nextPageToken")
+            if not page:
+                return refs, latest
+
+    def _list_unprocessed(self) -> list[MessageRef]:
+        query = f"in:inbox -label:{label_query(self._labels.processed)} newer_than:{self._cfg.lookback_days}d"
+        found: list[MessageRef] = []
+        page: str | None = None
+        while True:
+            resp = self._call(partial(self._users.messages().list, userId="me", q=query, maxResults=500,
+                                      pageToken=page), "messages.list")
+            found += [self._ref(m) for m in resp.get("messages", [])]
+            page = resp.get("nextPageToken")
+            if not page:
+                return found[::-1]  # Gmail lists newest first
+
+    def _with_labels(self, refs: list[MessageRef], processed: str | None) -> list[MessageRef]:
+        """Labels and date for refs that messages.list returned bare (history records carry labels already).
+
+        One batched messages.get format=minimal (5 units) per such ref. It only runs for what a full sync or a
+        catch-up found and history did not, and it drops what left the inbox or got processed meanwhile.
+        """
+        bare = [r for r in refs if not r.labels]
+        if not bare:
+            return refs
+        get, size = self._users.messages().get, max(1, min(self._cfg.batch_size, 50))
+        answers: dict[str, Any] = {}
+        for start in range(0, len(bare), size):
+            chunk = bare[start:start + size]
+            found = self._batch([partial(get, userId="me", id=r.provider_id, format="minimal") for r in chunk],
+                                "messages.get")
+            answers.update((r.provider_id, a) for r, a in zip(chunk, found, strict=True))
+        out = []
+        for ref in refs:
+            answer = answers.get(ref.provider_id)
+            if answer is None:
+                out.append(ref)
+            elif isinstance(answer, GmailError) and answer.status == 404:
+                continue  # deleted since it was listed
+            elif isinstance(answer, Exception):
+                out.append(replace(ref, labels=frozenset({"INBOX"})))  # known from the query; fetch will retry
+            elif "INBOX" in (labels := answer.get("labelIds") or []) and processed not in labels:
+                out.append(self._ref(answer))
+        return out
+
+    def _ref(self, msg: dict[str, Any]) -> MessageRef:
+        names = {lid: name for lid, name in (self._label_cache or {}).values()}
+        internal = int(msg.get("internalDate") or 0)
+        return MessageRef(provider_id=msg["id"], thread_id=msg.get("threadId", ""),
+                          labels=frozenset(names.get(x, x) for x in msg.get("labelIds") or []),
+                          internal_date=datetime.fromtimestamp(internal / 1000, UTC) if internal else None)
+
+    # ------------------------------------------------------------------ reading
+
+    def fetch(self, refs: Sequence[MessageRef]) -> Iterator[tuple[MessageRef, bytes | Exception]]:
+        """Raw RFC 822 bytes per message, fetched in batches of cfg.batch_size (format=raw, 5 units each)."""
+        size = max(1, min(self._cfg.batch_size, 50))
+        for start in range(0, len(refs), size):
+            chunk = refs[start:start + size]
+            try:
+                get = self._users.messages().get
+                answers = self._batch([partial(get, userId="me", id=r.provider_id, format="raw") for r in chunk],
+                                      "messages.get")
+            except AuthError:
+                raise
+            except MailError as exc:  # the batch endpoint itself is failing: the rest waits for the next cycle
+                for ref in refs[start:]:
+                    yield ref, exc
+                return
+            for ref, ans in zip(chunk, answers, strict=True):
+                yield ref, self._raw_of(ref, ans)
+
+    @staticmethod
+    def _raw_of(ref: MessageRef, answer: Any) -> bytes | Exception:
+        if isinstance(answer, Exception):
+            return answer
+        try:
+            return _decode_raw(answer["raw"])
+        except (KeyError, TypeError, binascii.Error, ValueError):
+            return GmailError(f"Gmail messages.get returned no raw content for {ref.provider_id}")
+
+    def thread(self, thread_id: str) -> list[ThreadMessage]:
+        """One threads.get (format=metadata, 10 units): sender, date, DRAFT label and X-Triage-Source per message.
+
+        A thread that does not exist (any more) has no messages: [].
+        """
+        try:
+            return self._parse_thread(self._call(lambda: self._thread_request(thread_id), "threads.get"))
+        except GmailError as exc:
+            if exc.status == 404:
+                return []
+            raise
+
+    def _thread_request(self, thread_id: str) -> Any:
+        return self._users.threads().get(userId="me", id=thread_id, format="metadata",
+                                         metadataHeaders=["From", "Date", SOURCE_HEADER])
+
+    @staticmethod
+    def _parse_thread(resp: dict[str, Any]) -> list[ThreadMessage]:
+        found: list[tuple[int, ThreadMessage]] = []
+        for msg in resp.get("messages", []):
+            headers: dict[str, str] = {}
+            for h in (msg.get("payload") or {}).get("headers", []):
+                headers.setdefault(str(h.get("name", "")).lower(), str(h.get("value", "")))
+            internal = int(msg.get("internalDate") or 0)
+            found.append((internal, ThreadMessage(
+                provider_id=msg["id"], from_addr=parseaddr(headers.get("from", ""))[1].lower(),
+                date=_header_date(headers.get("date")) or (datetime.fromtimestamp(internal / 1000, UTC)
+                                                           if internal else None),
+                is_draft="DRAFT" in (msg.get("labelIds") or []),
+                source_id=headers.get(SOURCE_HEADER.lower(), "").strip() or None)))
+        return [tm for _, tm in sorted(found, key=lambda pair: pair[0])]
+
+    # ------------------------------------------------------------------ labels
+
+    def _label_map(self, refresh: bool = False) -> dict[str, tuple[str, str]]:
+        if self._label_cache is None or refresh:
+            resp = self._call(lambda: self._users.labels().list(userId="me"), "labels.list")
+            self._label_cache = {lab["name"].casefold(): (lab["id"], lab["name"]) for lab in resp.get("labels", [])}
+        return self._label_cache
+
+    def _label_id(self, name: str, create: bool) -> str | None:
+        """Get-or-create by name (Gmail names are unique regardless of case); nested names like "Triage/Lead" work."""
+        key = name.casefold()
+        cache = self._label_map()
+        if key in cache or not create:
+            return cache[key][0] if key in cache else None
+        hidden = name == self._labels.processed  # bookkeeping, not something people browse by
+        body = {"name": name, "labelListVisibility": "labelHide" if hidden else "labelShow",
+                "messageListVisibility": "hide" if hidden else "show"}
+        try:
+            label = self._call(lambda: self._users.labels().create(userId="me", body=body), "labels.create")
+        except GmailError as exc:
+            if exc.status != 409:  # 409: it exists already (made concurrently, or our retried create landed)
+                raise
+            cache = self._label_map(refresh=True)
+            if key not in cache:
+                raise
+            return cache[key][0]
+        cache[key] = (label["id"], label["name"])
+        log.info("created Gmail label %s", name)
+        return str(label["id"])
+
+    def ensure_labels(self, names: Iterable[str]) -> None:
+        """Re-reads the label list (1 unit) so a label a person deleted since the last call is created again."""
+        self._label_map(refresh=True)
+        for name in names:
+            self._label_id(name, create=True)
+
+    # ------------------------------------------------------------------ changes
+
+    def modify(self, provider_id: str, add: Sequence[str], remove: Sequence[str], archive: bool) -> None:
+        """One messages.modify; a label a person deleted meanwhile is recreated and the call made once more."""
+        for attempt in (1, 2):
+            add_ids = [str(self._label_id(name, create=True)) for name in add]
+            remove_ids = [i for name in remove if (i := self._label_id(name, create=False)) and i not in add_ids]
+            remove_ids += ["INBOX"] if archive and "INBOX" not in add_ids else []
+            body = {"addLabelIds": add_ids, "removeLabelIds": remove_ids}
+            try:
+                self._call(partial(self._users.messages().modify, userId="me", id=provider_id, body=body),
+                           "messages.modify")
+                return
+            except GmailError as exc:
+                if attempt == 2 or exc.status not in (400, 404):
+                    raise
+                known = {lid for lid, _ in self._label_map(refresh=True).values()}
+                if set(add_ids) | set(remove_ids) <= known:
+                    raise  # the labels are fine: the message itself is the problem
+                log.warning("a Gmail label used for %s was deleted; recreating it", provider_id)
+
+    def trash(self, provider_ids: Sequence[str]) -> None:
+        """Move to the trash (recoverable for 30 days), choosing the cheaper of two equivalent calls.
+
+        messages.trash costs 5 units per message; messages.batchModify costs 50 units for up to 1,000 ids and
+        may add the TRASH system label (Gmail's label guide lists TRASH as "can be manually applied"). So up to
+        10 messages go as messages.trash items in one batch request, more as batchModify(+TRASH, -INBOX).
+        A message that is already gone (404) counts as trashed.
+        """
+        ids = list(dict.fromkeys(provider_ids))
+        if not ids:
+            return
+        if len(ids) * _TRASH_UNITS <= _BATCH_MODIFY_UNITS:
+            trash = self._users.messages().trash
+            answers = self._batch([partial(trash, userId="me", id=mid) for mid in ids], "messages.trash")
+            failed = [(mid, a) for mid, a in zip(ids, answers, strict=True)
+                      if isinstance(a, Exception) and not (isinstance(a, GmailError) and a.status == 404)]
+            if failed:
+                raise GmailError(f"Gmail trash failed for {len(failed)} message(s): {failed[0][1]}")
+            return
+        for start in range(0, len(ids), 1000):
+            body = {"ids": ids[start:start + 1000], "addLabelIds": ["TRASH"], "removeLabelIds": ["INBOX"]}
+            self._call(partial(self._users.messages().batchModify, userId="me", body=body), "messages.batchModify")
+
+    def create_draft(self, raw: bytes, thread_id: str) -> str:
+        """drafts.create in the thread; never sent. Never repeated blindly: after a failure that may have landed
+        (5xx, timeout, dropped connection) the thread is read first and an existing draft for the same
+        X-Triage-Source is returned instead of creating a second one."""
+        source = _source_of(raw)
+        message = {"raw": base64.urlsafe_b64encode(raw).decode()} | ({"threadId": thread_id} if thread_id else {})
+        checkable = bool(source and thread_id)
+        uncertain = False
+
+        def attempt() -> str:
+            nonlocal uncertain
+            if uncertain:
+                existing = self._find_draft(thread_id, str(source))
+                if existing:
+                    log.info("draft for %s already existed after an uncertain failure", source)
+                    return existing
+            try:
+                return str(self._users.drafts().create(userId="me", body={"message": message})
+                           .execute(num_retries=0)["id"])
+            except Exception as exc:
+                uncertain = uncertain or may_have_landed(exc)
+                raise
+
+        return str(self._retrying(attempt, "drafts.create",
+                                  lambda exc: is_retryable(exc) and (checkable or not may_have_landed(exc))))
+
+    def _find_draft(self, thread_id: str, source: str) -> str | None:
+        """The id of the draft in this thread that answers `source` (raw calls: the caller owns the retries)."""
+        in_thread = self._parse_thread(self._thread_request(thread_id).execute(num_retries=0))
+        message_id = next((m.provider_id for m in in_thread if m.is_draft and m.source_id == source), None)
+        if message_id is None:
+            return None
+        page: str | None = None
+        while True:
+            resp = self._users.drafts().list(userId="me", maxResults=500, pageToken=page).execute(num_retries=0)
+            for draft in resp.get("drafts", []):
+                if (draft.get("message") or {}).get("id") == message_id:
+                    return str(draft["id"])
+            page = resp.get("nextPageToken")
+            if not page:
+                return message_id  # listed in the thread but not yet in drafts.list: still, never a second draft
+
+
+def _source_of(raw: bytes) -> str | None:
+    value = BytesHeaderParser(policy=default_policy).parsebytes(raw).get(SOURCE_HEADER)
+    return (str(value).strip() or None) if value is not None else None
+
+
+def _header_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)

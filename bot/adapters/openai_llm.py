@@ -1,0 +1,244 @@
+"""Classifier backed by an OpenAI or OpenAI-compatible chat model (OpenAI, Ollama, vLLM, llama.cpp).
+
+One request per mail, retried only by the client itself (max_retries). The answer is checked field by field:
+nothing the model says is trusted beyond what the schema allows, and an address it "extracts" must appear in
+the mail. Every way a call can go wrong ends in LlmFailure, which the cascade turns into a review.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import httpx2
+import openai
+from openai.types.chat import ChatCompletion
+
+from bot.cascade import LlmFailure
+from bot.config import LlmConfig
+from bot.models import CATEGORIES, Classification, Email, PrefilterResult, Usage
+from bot.prompt import FIELD_NAMES, TIMELINES, build_messages, response_schema
+
+log = logging.getLogger(__name__)
+
+MAX_OUTPUT_TOKENS = 600  # a full answer is about 150 tokens; the cap bounds the cost of a rambling model
+_FENCED = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DOMAIN = re.compile(r"^(?:[a-z0-9-]+\.)+[a-z]{2,}$")
+_NULLISH = {"", "null", "none", "n/a", "na", "unknown", "-"}
+
+
+def _no_pointless_retries(response: httpx2.Response) -> None:
+    # The client retries every 429 and 5xx. Two of them will answer the same however often they are asked:
+    # a 429 "insufficient_quota", and a 5xx that rejects the response_format (llama.cpp servers report an
+    # unsupported json_schema that way). Marking them is the client's own documented way to stop a retry.
+    if response.status_code == 429 or response.status_code >= 500:
+        response.read()
+        if b"insufficient_quota" in response.content or b"response_format" in response.content:
+            response.headers["x-should-retry"] = "false"
+
+
+def make_client(cfg: LlmConfig) -> openai.OpenAI:
+    http_client = openai.DefaultHttpx2Client(event_hooks={"response": [_no_pointless_retries]})
+    return openai.OpenAI(api_key=cfg.api_key or "sk-local-none", base_url=cfg.base_url,
+                         timeout=cfg.timeout_seconds, max_retries=cfg.max_retries, http_client=http_client)
+
+
+class LlmClassifier:
+    """Classifier protocol, except that it raises LlmFailure (bot.cascade) instead of guessing."""
+
+    def __init__(self, cfg: LlmConfig, company: str, text_chars: int = 1500,
+                 client: openai.OpenAI | None = None) -> None:
+        self.name = f"llm:{cfg.model}"
+        self._cfg = cfg
+        self._company = company
+        self._text_chars = text_chars
+        self._client = client or make_client(cfg)
+        self._mode = "json_schema" if cfg.mode == "auto" else cfg.mode
+        self._dropped: set[str] = set()  # request parameters this server rejected once
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    def classify(self, email: Email, hint: PrefilterResult | None = None) -> Classification:
+        for _ in range(3):  # each adaptation below happens at most once per process
+            try:
+                completion = self._complete(email, hint)
+            except (openai.BadRequestError, openai.UnprocessableEntityError, openai.InternalServerError) as err:
+                if not self._adapt(err):
+                    raise _failure(err) from err
+                continue
+            except openai.OpenAIError as err:
+                raise _failure(err) from err
+            return self._classification(email, completion)
+        raise LlmFailure("the server rejected every request format")
+
+    def _complete(self, email: Email, hint: PrefilterResult | None) -> ChatCompletion:
+        schema = response_schema()
+        messages: Any = build_messages(email, self._company, self._text_chars, self._cfg.redact,
+                                       describe_schema=self._mode == "json_object", hint=hint)
+        response_format: Any = (
+            {"type": "json_schema", "json_schema": {"name": "triage", "strict": True, "schema": schema}}
+            if self._mode == "json_schema" else {"type": "json_object", "schema": schema})
+        extra: dict[str, Any] = {}
+        if "temperature" not in self._dropped:
+            extra["temperature"] = 0
+        if "max_tokens" not in self._dropped:
+            extra["max_tokens"] = MAX_OUTPUT_TOKENS
+        return self._client.chat.completions.create(
+            model=self._cfg.model, messages=messages, response_format=response_format, **extra)
+
+    def _adapt(self, err: openai.APIStatusError) -> bool:
+        """Adjust to a server that rejected part of the request; False when there is nothing left to adjust.
+
+        Servers differ in how they reject an unknown response_format: 400 (OpenAI-style), 422 (request
+        validation) or 500 (llama.cpp's Python server); the message names the field in all three.
+        """
+        text = f"{err.param or ''} {err.message} {err.body}".lower()
+        if self._cfg.mode == "auto" and self._mode == "json_schema" and (
+                "response_format" in text or "json_schema" in text):
+            log.warning("LLM server does not accept json_schema output; using json_object from now on")
+            self._mode = "json_object"
+            return True
+        for param in ("temperature", "max_tokens"):
+            if err.status_code == 400 and param in text and param not in self._dropped:
+                log.warning("LLM server rejected %s; sending requests without it from now on", param)
+                self._dropped.add(param)
+                return True
+        return False
+
+    def _classification(self, email: Email, completion: ChatCompletion) -> Classification:
+        usage = usage_of(completion, self._cfg)
+        try:
+            answer = parse_answer(completion)
+        except LlmFailure as exc:
+            raise LlmFailure(exc.reason, usage) from None
+        return to_classification(answer, email, self.name, usage, self._mode)
+
+
+def usage_of(completion: ChatCompletion, cfg: LlmConfig) -> Usage:
+    u = completion.usage  # local servers often leave it out: the call still counts
+    prompt = (u.prompt_tokens or 0) if u else 0
+    output = (u.completion_tokens or 0) if u else 0
+    cost = (prompt * cfg.input_usd_per_mtok + output * cfg.output_usd_per_mtok) / 1_000_000
+    return Usage(calls=1, prompt_tokens=prompt, completion_tokens=output, cost_usd=cost)
+
+
+def _failure(err: openai.OpenAIError) -> LlmFailure:
+    """The reason in words, and how long asking again is pointless (the cascade pauses the LLM that long)."""
+    reason, pause = type(err).__name__, 0.0
+    if isinstance(err, openai.APITimeoutError):
+        reason, pause = "timeout", 120
+    elif isinstance(err, openai.APIConnectionError):
+        reason, pause = "cannot connect to the LLM server", 120
+    elif isinstance(err, openai.RateLimitError) and err.code == "insufficient_quota":
+        reason, pause = "quota exhausted (insufficient_quota)", 1800
+    elif isinstance(err, openai.RateLimitError):
+        reason, pause = "rate limited (429)", 30
+    elif isinstance(err, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        reason, pause = f"not authorised ({err.status_code})", 1800  # the message may quote part of the key
+    elif isinstance(err, openai.APIStatusError):
+        reason, pause = f"HTTP {err.status_code}: {str(err.message)[:160]}", 120 if err.status_code >= 500 else 0
+    return LlmFailure(reason, Usage(calls=1), pause)
+
+
+def parse_answer(completion: ChatCompletion) -> dict[str, Any]:
+    """The JSON object of the first choice; LlmFailure for refusals, cut-offs and anything not JSON."""
+    if not completion.choices:
+        raise LlmFailure("empty response")
+    choice = completion.choices[0]
+    if getattr(choice.message, "refusal", None):
+        raise LlmFailure(f"refused: {str(choice.message.refusal)[:120]}")
+    if choice.finish_reason == "length":
+        raise LlmFailure("answer cut off (length)")
+    content = (choice.message.content or "").strip()
+    fenced = _FENCED.search(content)
+    if fenced:
+        content = fenced.group(1).strip()
+    elif not content.startswith("{") and "{" in content:
+        content = content[content.find("{"):content.rfind("}") + 1]
+    try:
+        answer = json.loads(content)
+    except ValueError:
+        raise LlmFailure("answer is not valid JSON") from None
+    if not isinstance(answer, dict):
+        raise LlmFailure("answer is not a JSON object")
+    return answer
+
+
+def _text(value: Any, limit: int = 200) -> str | None:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        return None
+    s = " ".join(str(value).split())[:limit]
+    return None if s.lower() in _NULLISH else s
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.replace(",", "").strip())
+        except ValueError:
+            return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _flag(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def _mail_haystack(email: Email) -> str:
+    parts = [email.from_addr, email.reply_to, *email.to, *email.cc, *email.headers.values(), email.subject,
+             email.body, email.text, email.signature, email.quoted]
+    return "\n".join(parts).lower()
+
+
+def to_classification(answer: dict[str, Any], email: Email, name: str, usage: Usage, mode: str) -> Classification:
+    """Map a parsed answer onto a Classification, dropping whatever the mail does not support."""
+    category = str(answer.get("category") or "").strip().lower().replace(" ", "_").replace("-", "_")
+    if category not in CATEGORIES:
+        raise LlmFailure(f"unknown category {category[:30]!r}" if category else "answer has no category", usage)
+    confidence = _number(answer.get("confidence"))
+    if confidence is None:
+        raise LlmFailure("answer has no confidence", usage)
+    reasons = [f"llm ({mode}): {category}"]
+    missing = [f for f in FIELD_NAMES if f not in answer]
+    if missing:
+        reasons.append("answer lacked " + ", ".join(missing))
+    person_email = (_text(answer.get("person_email")) or "").lower() or None
+    if person_email and (not _EMAIL.match(person_email) or person_email not in _mail_haystack(email)):
+        reasons.append("dropped an address that is not in the mail")
+        person_email = None
+    language = (_text(answer.get("language"), 5) or "").lower()
+    region = (_text(answer.get("region"), 5) or "").upper()
+    domain = (_text(answer.get("company_domain")) or "").lower().removeprefix("www.")
+    timeline = _text(answer.get("timeline"), 20)
+    budget = _number(answer.get("budget_usd_per_year"))
+    injection = _flag(answer.get("injection_suspected"))
+    return Classification(
+        category=category,
+        confidence=min(1.0, max(0.0, confidence)),
+        language=language if re.fullmatch(r"[a-z]{2}", language) else None,
+        classifier=name,
+        person_name=_text(answer.get("person_name"), 120),
+        person_email=person_email,
+        company=_text(answer.get("company_name"), 120),
+        company_domain=domain if _DOMAIN.match(domain) else None,
+        technical_rfq=_flag(answer.get("technical_rfq")),
+        summary=_text(answer.get("summary"), 500),
+        reasons=tuple(reasons),
+        review_reason="possible prompt injection" if injection else None,
+        fields={
+            "product_interest": _text(answer.get("product_interest")),
+            "budget": budget if budget is not None and budget >= 0 else None,
+            "timeline": timeline if timeline in TIMELINES else "unknown",
+            "region": region if re.fullmatch(r"[A-Z]{2}", region) else None,
+            "required_action": _text(answer.get("required_action")),
+            "injection_suspected": injection,
+        },
+        usage=usage,
+    )

@@ -1,0 +1,258 @@
+"""Who wrote a message and for which company, read from what the message states; None when it does not say."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bot.models import Email
+
+_FREE_MAIL = frozenset(
+    """
+gmail.com googlemail.com gmx.de gmx.net gmx.at gmx.ch gmx.com gmx.fr web.de t-online.de freenet.de arcor.de
+posteo.de mail.de online.de aol.com aol.de icloud.com me.com mac.com msn.com mail.com protonmail.com proton.me
+libero.it virgilio.it alice.it tiscali.it tin.it orange.fr wanadoo.fr free.fr laposte.net sfr.fr neuf.fr
+bluewin.ch terra.es telefonica.net sapo.pt zoho.com mail.ru btinternet.com comcast.net ziggo.nl kpnmail.nl
+seznam.cz wp.pl o2.pl onet.pl qq.com 163.com fastmail.com hushmail.com tutanota.com
+""".split()  # noqa: SIM905 - a word list reads better as text
+)
+# Providers with a domain per country: yahoo.de, hotmail.co.uk, outlook.fr...
+_FREE_MAIL_FAMILIES = ("yahoo", "ymail", "hotmail", "outlook", "live", "yandex", "gmx")
+
+_AUTOMATED_LOCAL = re.compile(
+    r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer(?:-daemon)?|wordpress|web[-_.]?form|forms?|contact[-_.]?form"
+    r"|website|notifications?|bounces?)(?:[-_.+].*)?$")
+_FORM_SERVICES = frozenset({"typeform.com", "jotform.com", "wufoo.com", "formstack.com", "formspree.io"})
+
+_TWO_LEVEL_SUFFIXES = frozenset({"co.uk", "org.uk", "ac.uk", "com.au", "co.at", "or.at", "com.br", "com.es", "com.pt",
+                                 "com.mx", "co.nz", "co.za", "com.tr", "com.cn", "co.jp", "com.ar", "com.pl"})
+_DOMAIN_WORDS = {"gmbh": "GmbH", "ag": "AG", "kg": "KG", "sa": "SA", "sas": "SAS", "sarl": "SARL", "srl": "Srl",
+                 "spa": "SpA", "sl": "SL", "bv": "BV", "nv": "NV", "ltd": "Ltd", "inc": "Inc", "llc": "LLC"}
+
+# Words that make a display name a role or an organisation rather than a person.
+_NOT_A_PERSON = frozenset(
+    """
+team info sales support service services office newsletter noreply no-reply admin administrator customer customers
+kundenservice kundendienst vertrieb einkauf marketing billing accounting buchhaltung hr jobs karriere careers webmaster
+shop store contact kontakt gmbh ag ltd inc llc sa sarl srl spa bv the der die das via mailer daemon notification
+notifications alert alerts website web form formular purchasing procurement department abteilung club news update
+updates account accounts order orders payment payments invoice invoices rechnung helpdesk desk reply
+""".split()  # noqa: SIM905
+)
+_PARTICLES = frozenset({"von", "van", "de", "da", "di", "del", "der", "den", "la", "le", "dos", "das", "du", "zu", "y"})
+_NAME_WORD = re.compile(r"^[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+(?:[-'][A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+)?\.?$")
+
+_CLOSING = re.compile(
+    r"^\W*(?:(?:mit\s+)?(?:freundlichen|besten|herzlichen|beste|viele|liebe|sonnige)\s+gr(?:ü|ue)(?:ß|ss)en?"
+    r"|gr(?:ü|ue)(?:ß|ss)e|gru(?:ß|ss)|mfg|lg|vg|best(?:\s+regards|\s+wishes)?|kind(?:est)?\s+regards|regards"
+    r"|warm\s+regards|many\s+thanks|thanks(?:\s+and\s+regards|\s+in\s+advance)?|thank\s+you|cheers|sincerely"
+    r"|yours(?:\s+(?:sincerely|faithfully|truly))?|cordialement|bien\s+cordialement|bien\s+à\s+vous|salutations"
+    r"|meilleures\s+salutations|sinc[èe]res\s+salutations|saludos(?:\s+cordiales)?|atentamente|un\s+saludo"
+    r"|cordiali\s+saluti|distinti\s+saluti|saluti|cordialmente|atenciosamente|cumprimentos|melhores\s+cumprimentos"
+    r"|abraços?|met\s+vriendelijke\s+groet(?:en)?|vriendelijke\s+groet(?:en)?|groeten)\b[\s,.!]*(?P<rest>.*)$",
+    re.IGNORECASE)
+
+_LEGAL_FORM = (r"(?:GmbH(?:[ \t]*&[ \t]*Co\.?[ \t]*KG)?|gGmbH|AG|KGaA|KG|OHG|UG|e\.[ \t]?K\.|Ltd\.?|Limited|LLC|Inc\.?"
+               r"|Corp\.?|Corporation|plc|PLC|LLP|S\.A\.S\.?|SAS|SARL|S\.A\.R\.L\.|EURL|S\.A\.|SA|S\.L\.U?\.?|SLU|SL"
+               r"|S\.p\.A\.?|SpA|S\.r\.l\.?|Srl|SRL|Lda\.?|Ltda\.?|B\.V\.|BV|N\.V\.|NV|Oy|AB|A/S|ApS|SE)")
+_COMPANY_RE = re.compile(
+    r"(?<![\w&])((?:[A-ZÀ-ÖØ-Þ0-9][\w&'.\-]*[ \t]+(?:(?:und|and|&|et|y|e|für|for|de|di)[ \t]+)?){0,4}"
+    r"[A-ZÀ-ÖØ-Þ][\w&'\-]*)[ \t]+(" + _LEGAL_FORM + r")(?![\w])")
+_LEADING_NOISE = frozenset({"the", "die", "der", "das", "la", "le", "les", "el", "il", "at", "bei", "chez", "from",
+                            "von", "de", "firma", "company", "society", "société", "empresa", "azienda", "dear",
+                            "sehr", "hallo", "hello", "hi", "bonjour", "hola", "buongiorno", "for", "für", "pour",
+                            "para", "per", "with", "mit", "avec", "con", "and", "und", "et", "y", "e", "i", "we",
+                            "wir", "nous", "nosotros", "noi", "nós", "our", "unsere", "unser", "notre", "nuestra"})
+_FIELD_RE = re.compile(
+    r"^[ \t]*(?P<key>company|company name|organi[sz]ation|firma|unternehmen|société|societe|entreprise|empresa"
+    r"|azienda|società|name|full name|your name|nom|nombre|nome|e-?mail|email address|courriel|correo|mail)"
+    r"[ \t]*:[ \t]*(?P<value>[^\n]{1,100})$", re.IGNORECASE | re.MULTILINE)
+_COMPANY_KEYS = frozenset({"company", "company name", "organisation", "organization", "firma", "unternehmen",
+                           "société", "societe", "entreprise", "empresa", "azienda", "società"})
+_NAME_KEYS = frozenset({"name", "full name", "your name", "nom", "nombre", "nome"})
+_ADDRESS_RE = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
+
+_RFQ_INTENT = re.compile(
+    r"\b(?:rfq|request\s+for\s+(?:a\s+)?(?:quotation|quote|proposal)|quotation|quote|price\s+offer|offer|tender"
+    r"|anfrage|angebot|preisanfrage|ausschreibung|devis|appel\s+d'offres?|cotizaci[óo]n|presupuesto|oferta"
+    r"|preventivo|offerta|richiesta\s+di\s+offerta|or[çc]amento|cota[çc][ãa]o|proposta|offerte)\b", re.IGNORECASE)
+_SPEC_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) for p in (
+    r"\d\s*(?:m³|m3|m\^3)\s*/\s*h\b|\d\s*(?:l|ltr|liters?|litres?)\s*/\s*(?:min|s|h)\b|\d\s*(?:gpm|usgpm)\b",
+    r"\d\s*(?:bar|bar\(g\)|barg|psi|mbar|kpa|mpa)\b",
+    r"\bDN\s?\d{2,4}\b|\bPN\s?\d{1,3}\b|\bNPS\s?\d|\b(?:ANSI|ASME)\s?(?:B16\.5|\d{3,4}\s?lb|class)|\bEN\s?1092",
+    r"\b1\.4(?:301|401|404|408|462|571|539)\b|\b(?:316L?|304L?|duplex|super\s?duplex|hastelloy|PTFE|EPDM|FKM|viton"
+    r"|PVDF|grey\s+cast\s+iron|cast\s+iron|Grauguss|GG25|EN-GJL|bronze|titanium)\b",
+    r"\b(?:data\s?sheets?|datenblatt|datenblätter|fiche\s+technique|ficha\s+t[ée]cnica|scheda\s+tecnica"
+    r"|folha\s+de\s+dados|drawings?|zeichnung(?:en)?|plan(?:s)?\s+cot[ée]s?|dibujo|disegno|desenho|P&ID)\b",
+    r"\bATEX\b|\bEx[ \-]?(?:zone|zona|Zone)\s?[0-2]\b|\bzone\s?[0-2]\b|\bII\s?2G\b",
+    r"\b(?:tolerances?|toleranz(?:en)?|tol[ée]rances?|tolerancias?|tolleranz[ae])\b|±\s?\d",
+    r"\d\s*(?:kW|rpm|U/min|tr/min|Hz)\b|\bNPSH|\b(?:förderhöhe|head|hauteur\s+manom[ée]trique|altura)\s*(?:of\s*)?\d",
+    r"\d\s*(?:°C|mPa[·.]?s|cP|cSt)\b|\bviscosit|\bviskosit",
+))
+
+
+@dataclass(frozen=True)
+class Fields:
+    person_name: str | None
+    person_email: str | None
+    company: str | None
+    company_domain: str | None
+    technical_rfq: bool
+
+
+def domain_of(addr: str) -> str:
+    return addr.rpartition("@")[2].lower().strip(".") if "@" in addr else ""
+
+
+def is_free_mail(domain: str) -> bool:
+    """A mail provider for everybody: its domain says nothing about the sender's company."""
+    domain = domain.lower()
+    return domain in _FREE_MAIL or domain.split(".", 1)[0] in _FREE_MAIL_FAMILIES
+
+
+def is_automated_sender(addr: str) -> bool:
+    """A no-reply or web-form address: the person is in Reply-To or in the form fields, not in From."""
+    local, _, domain = addr.lower().partition("@")
+    return bool(_AUTOMATED_LOCAL.match(local)) or domain in _FORM_SERVICES
+
+
+def _form_fields(text: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for m in _FIELD_RE.finditer(text):
+        key = m.group("key").lower()
+        found.setdefault(key, m.group("value").strip())
+    return found
+
+
+def person_email(email: Email) -> str | None:
+    """The address to answer: From, or for web-form/no-reply senders Reply-To or the form's e-mail field."""
+    if email.from_addr and not is_automated_sender(email.from_addr):
+        return email.from_addr
+    if email.reply_to and not is_automated_sender(email.reply_to):
+        return email.reply_to
+    for key, value in _form_fields(email.body).items():
+        if key in _NAME_KEYS or key in _COMPANY_KEYS:
+            continue
+        m = _ADDRESS_RE.search(value)
+        if m:
+            return m.group(0).lower()
+    return None
+
+
+def person_like(text: str) -> str | None:
+    """`text` normalised as "First Last" when it reads as a person's name, else None."""
+    name = text.strip().strip("\"'").strip()
+    if "," in name:  # "Weber, Jürgen"
+        last, _, first = name.partition(",")
+        name = f"{first.strip()} {last.strip()}"
+    if name.isupper():
+        name = name.title()
+    words = name.split()
+    if not 2 <= len(words) <= 4 or any(w.lower().strip(".") in _NOT_A_PERSON for w in words):
+        return None
+    significant = [w for w in words if w.lower() not in _PARTICLES]
+    if len(significant) < 2 or not all(_NAME_WORD.match(w) for w in significant):
+        return None
+    return " ".join(words)
+
+
+def _closing_name(text: str) -> str | None:
+    lines = [ln.strip() for ln in text.splitlines()]
+    for i, line in enumerate(lines):
+        m = _CLOSING.match(line)
+        if not m:
+            continue
+        candidates = [m.group("rest")] + [ln for ln in lines[i + 1:i + 4] if ln][:2]
+        for cand in candidates:
+            name = person_like(cand.strip(" ,.-"))
+            if name:
+                return name
+    return None
+
+
+def person_name(email: Email) -> str | None:
+    """The sender's name from the From display name, a form field, or the closing of the message."""
+    automated = is_automated_sender(email.from_addr)
+    if not automated:
+        name = person_like(email.from_name)
+        if name:
+            return name
+    for key, value in _form_fields(email.body).items():
+        if key in _NAME_KEYS:
+            name = person_like(value)
+            if name:
+                return name
+    tail = email.body[-600:]
+    return _closing_name(f"{tail}\n{email.signature}") or _closing_name(email.signature)
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _strip_noise(words: list[str]) -> list[str]:
+    while words and words[0].lower() in _LEADING_NOISE:
+        words = words[1:]
+    return words
+
+
+def company_in_text(text: str, exclude: Iterable[str] = ()) -> str | None:
+    """A company named with its legal form ("Brauerei Müller GmbH") or a form field; not one of `exclude`."""
+    excluded = {_key(e) for e in exclude if e}
+    for key, value in _form_fields(text).items():
+        if key in _COMPANY_KEYS and _key(value) and _key(value) not in excluded:
+            return value.strip(" .,;")
+    for m in _COMPANY_RE.finditer(text):
+        words = _strip_noise(m.group(1).split())
+        if not words:
+            continue
+        name = " ".join(words + [m.group(2)])
+        base = _key(" ".join(words))
+        if base and not any(base in e or e in _key(name) for e in excluded):
+            return name
+    return None
+
+
+def registrable_label(domain: str) -> str:
+    """"mail.brauerei-mueller.de" -> "brauerei-mueller"."""
+    parts = domain.lower().strip(".").split(".")
+    if len(parts) >= 3 and ".".join(parts[-2:]) in _TWO_LEVEL_SUFFIXES:
+        return parts[-3]
+    return parts[-2] if len(parts) >= 2 else parts[0]
+
+
+def company_from_domain(domain: str) -> str | None:
+    """"brauerei-mueller.example" -> "Brauerei Mueller"; None for free-mail providers."""
+    if not domain or is_free_mail(domain):
+        return None
+    words = [w for w in re.split(r"[-_]+", registrable_label(domain)) if w]
+    if not words:
+        return None
+    return " ".join(_DOMAIN_WORDS.get(w, w.capitalize()) for w in words)
+
+
+def technical_rfq(text: str) -> bool:
+    """A request for a quotation that states technical requirements (flow, pressure, sizes, materials, ATEX...)."""
+    if not _RFQ_INTENT.search(text):
+        return False
+    hits = sum(1 for p in _SPEC_PATTERNS if p.search(text))
+    return hits >= 2
+
+
+def extract_fields(email: Email, own_names: Iterable[str] = (), own_domains: Iterable[str] = ()) -> Fields:
+    """Person, address and company of the sender, plus whether the message is a technical RFQ."""
+    address = person_email(email)
+    domain = domain_of(address or "")
+    own = {d.lower() for d in own_domains}
+    if domain in own:
+        domain = ""
+    exclude = list(own_names) + [company_from_domain(d) or "" for d in own]
+    company = company_in_text(f"{email.signature}\n{email.body}", exclude) or company_from_domain(domain)
+    return Fields(
+        person_name=person_name(email),
+        person_email=address,
+        company=company,
+        company_domain=domain if domain and not is_free_mail(domain) else None,
+        technical_rfq=technical_rfq(email.text),
+    )

