@@ -1,0 +1,142 @@
+"""The real bot process (`python run.py ...`) on the offline default: the demo inbox, a temp state directory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def config_in(tmp_path: Path, **changes: object) -> Path:
+    data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    data["mail"]["maildir"]["seed"] = str(ROOT / "demo" / "inbox")
+    data["replies"]["templates_dir"] = str(ROOT / "bot" / "templates")
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split("__")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def run(cfg: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), "--config", str(cfg), *args], cwd=ROOT,
+                          capture_output=True, input=stdin, timeout=120)
+
+
+def maildir_files(root: Path, folder: str) -> list[Path]:
+    base = root if folder == "INBOX" else root / folder
+    return [p for sub in ("new", "cur") for p in (base / sub).glob("*")] if base.exists() else []
+
+
+def test_demo_run_processes_everything_once(tmp_path: Path) -> None:
+    cfg = config_in(tmp_path)
+    first = run(cfg, "--once")
+    assert first.returncode == 0, first.stderr.decode()
+    state = tmp_path / "state"
+    rows = list(csv.DictReader((state / "audit.csv").open(encoding="utf-8")))
+    demo = sorted((ROOT / "demo" / "inbox").glob("*.eml"))
+    assert len(rows) == len(demo) >= 30
+    assert len({r["message_id"] for r in rows}) == len(rows)
+    drafts = maildir_files(state / "maildir", ".Drafts")
+    leads = [r for r in rows if r["category"] == "lead" and r["draft_id"]]
+    assert drafts and len(drafts) == len(leads)
+    assert "new lead for" in first.stderr.decode()  # the console notification
+    assert (state / "ledger.sqlite3").exists()
+    assert oct((state / "ledger.sqlite3").stat().st_mode & 0o777) == "0o600"
+    assert oct(state.stat().st_mode & 0o777) == "0o700"
+    # the follow-up in a thread our colleague answered stays unassigned, without a draft
+    follow = [r for r in rows if "colleague_replied" in r["reasons"]]
+    assert follow and all(not r["assignee"] and not r["draft_id"] for r in follow)
+
+    second = run(cfg, "--once")
+    assert second.returncode == 0
+    assert "listed 0; processed 0" in second.stderr.decode()
+    assert len(list(csv.DictReader((state / "audit.csv").open(encoding="utf-8")))) == len(rows)
+    assert len(maildir_files(state / "maildir", ".Drafts")) == len(drafts)
+
+
+def test_dry_run_changes_nothing(tmp_path: Path) -> None:
+    cfg = config_in(tmp_path)
+    result = run(cfg, "--dry-run")
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) >= 30 and all(line.startswith("would ") for line in lines)
+    state = tmp_path / "state"
+    inbox = maildir_files(state / "maildir", "INBOX")
+    assert len(inbox) == len(list((ROOT / "demo" / "inbox").glob("*.eml")))
+    assert not maildir_files(state / "maildir", ".Drafts") and not (state / "audit.csv").exists()
+    assert "processed 0" not in run(cfg, "--once").stderr.decode()  # the real run still has everything to do
+
+
+def test_classify_prints_one_json_line_per_message_and_survives_garbage(tmp_path: Path) -> None:
+    cfg = config_in(tmp_path)
+    demo = ROOT / "demo" / "inbox"
+    result = run(cfg, "classify", str(demo / "02-lead-en-web-form.eml"), str(demo))
+    assert result.returncode == 0, result.stderr.decode()
+    lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert len(lines) == 1 + len(list(demo.glob("*.eml")))
+    for line in lines:
+        assert {"file", "message_id", "category", "confidence", "language", "action", "assignee", "prefilter",
+                "reasons"} <= set(line)
+    assert not (tmp_path / "state").exists()  # no state was written
+    garbage = run(cfg, "classify", "-", str(tmp_path / "missing.eml"), stdin=b"\x00\xff" * 100)
+    out = [json.loads(line) for line in garbage.stdout.decode().splitlines()]
+    assert garbage.returncode == 0 and len(out) == 2
+    assert "error" in out[1] and "missing.eml" in out[1]["file"]
+
+
+def test_bad_config_fails_at_start_listing_every_problem(tmp_path: Path) -> None:
+    cfg = config_in(tmp_path, poll__interval_seconds="often", classify__threshold=3)
+    for args in (["check"], ["--once"]):
+        result = run(cfg, *args)
+        err = result.stderr.decode()
+        assert result.returncode == 2
+        assert "poll.interval_seconds" in err and "classify.threshold" in err and "2 problem(s)" in err
+    assert not (tmp_path / "state").exists()
+
+
+def test_unwritable_state_directory_stops_before_touching_mail(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        blocker = tmp_path / "state"
+        blocker.write_text("a file where the state directory should be")
+    else:
+        (tmp_path / "state").mkdir(mode=0o500)
+    cfg = config_in(tmp_path)
+    result = run(cfg, "--once")
+    assert result.returncode == 3
+    assert "state directory" in result.stderr.decode()
+
+
+def test_daemon_stops_warm_on_sigterm(tmp_path: Path) -> None:
+    cfg = config_in(tmp_path, poll__interval_seconds=5)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(cfg)], cwd=ROOT,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    output = b""
+    deadline = time.monotonic() + 60
+    while b"cycle done" not in output and time.monotonic() < deadline:
+        output += proc.stderr.readline()
+    assert b"cycle done" in output, output.decode()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the daemon did not stop on SIGTERM")
+    assert code == 0
+    rows = list(csv.DictReader((tmp_path / "state" / "audit.csv").open(encoding="utf-8")))
+    assert len(rows) == len(list((ROOT / "demo" / "inbox").glob("*.eml")))
