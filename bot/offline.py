@@ -39,7 +39,7 @@ _CUE_RATE = 1.0
 _LEAD_BIAS = 0.4  # a missed lead costs more than a lead sent to review
 _SPAM_OFFSET = 1.5  # spam score at which the cues alone make spam and not-spam equally likely
 _MODEL_SPAM_REF = 0.15  # the text model's spam probability for mail it has no opinion about
-_MODEL_SPAM_VOTE = (-0.5, 3.5)  # bounds of its spam log-odds against that: it may help or doubt, never decide alone
+_MODEL_SPAM_VOTE = (0.0, 3.5)  # bounds of its spam log-odds against that: it may help or doubt, never decide alone
 _MODEL_SPAM_WEIGHT = 0.8
 _BUSINESS = ("lead", "support", "accounting", "vendor", "job_applicant")
 _SAFE_CAP = 0.6  # spam/newsletter confidence when the text also talks business: review, never trash
@@ -265,7 +265,8 @@ _SPAM_PHRASES: dict[str, tuple[float, str]] = {
                     "|oem software|custom websites|custom web sites|custom web design|college degree"
                     "|college diploma|university degree|university diploma|university diplomas|cheap calls"
                     "|cheap meds|cigarettes|tobacco|long distance|calling card|per minute|domain names are"
-                    "|register your domain|domain registration|web hosting|copy dvd|copy any dvd|dvd movies|burn your own|gift card"
+                    "|register your domain|domain registration|web hosting|copy dvd|copy any dvd|dvd movies"
+                    "|burn your own|gift card"
                     "|gift certificate"),
     "seo": (1.0, "seo|search engine optimization|search engine optimisation|search engine ranking"
             "|search engine placement|first page of google|backlinks|website traffic|search engines"),

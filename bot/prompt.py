@@ -99,8 +99,9 @@ def email_block(email: Email, boundary: str, text_chars: int, mask: bool,
                 hint: PrefilterResult | None = None) -> str:
     """The fenced mail: headers, subject and the start of the cleaned body, signature and a little thread."""
     def text(value: str, limit: int) -> str:
-        value = value[:limit]
-        return _clean(redact(value) if mask else value, boundary)
+        # Redact a little past the cut so a number split by it is still recognised and masked.
+        value = redact(value[:limit + 40])[:limit] if mask else value[:limit]
+        return _clean(value, boundary)
 
     def head(value: str) -> str:
         return _clean(value, boundary, one_line=True)
