@@ -14,7 +14,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.config import LlmConfig
@@ -221,7 +221,66 @@ _INJECTION_PATTERNS: tuple[tuple[str, str], ...] = (
     ("pt-assign", r"\b(?:atribua|atribui|designe)\b (?:este|esta|isto|o|a)(?: [\w-]+){0,2} (?:a|ao|para)\b"),
     ("pt-role", r"\b(?:agora (?:voce|tu) e|voce agora e|como (?:uma )?ia)\b"),
 )
-_COMPILED = tuple((name, re.compile(rx)) for name, rx in _INJECTION_PATTERNS)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Words (or word starts, or substrings) a pattern cannot match without: most mail skips most patterns."""
+
+    words: frozenset[str]
+    prefixes: tuple[str, ...] = ()
+    subs: tuple[str, ...] = ()
+
+    def admits(self, text: str, words: set[str]) -> bool:
+        return (not self.words.isdisjoint(words) or any(s in text for s in self.subs)
+                or bool(self.prefixes and any(w.startswith(self.prefixes) for w in words)))
+
+
+def W(words: str, prefixes: tuple[str, ...] = (), subs: tuple[str, ...] = ()) -> Gate:  # noqa: N802
+    return Gate(frozenset(words.split()), prefixes, subs)
+
+
+_GATES: dict[str, Gate] = {
+    "ignore-instructions": W("instruction instructions prompt prompts rules directions guidelines command commands"),
+    "disregard-above": W("disregard"),
+    "classify-as": W("classify categorise categorize reclassify"),
+    "mark-as": W("mark label tag flag file"),
+    "assign-to": W("assign reassign route reroute dispatch allocate"),
+    "forward-to-address": W("forward redirect transfira",
+                            prefixes=("reenvi", "inoltra", "encaminh", "leite", "transfere", "redirig")),
+    "role-change": W("you act pretend"),
+    "addressing-ai": W("ai llm language bot assistant classifier gpt chatgpt automated model chatbot ki ia",
+                       subs=("a.i.",)),
+    "prompt-terms": W("prompt jailbreak override instruction instructions developer injection"),
+    "chat-markup": W("", subs=("<|", "<system", "<im_", "[inst", "[/inst", "[system", "[/system", "##", "<<<",
+                               "end of")),
+    "answer-format": W("respond reply answer output return flag injection_suspected",
+                       subs=('"category"', '"confidence"', '"review_reason"')),
+    "de-ignore": W("anweisungen instruktionen befehle regeln vorgaben"),
+    "de-classify": W("stufe stufen", prefixes=("klassifizier", "kategorisier", "markier")),
+    "de-assign": W("weise weisen ordne ordnen zuweisen zuordnen"),
+    "de-role": W("du ki sprachmodell kunstliche bot assistent"),
+    "fr-ignore": W("instructions consignes regles directives"),
+    "fr-classify": W("comme"),
+    "fr-assign": W("attribue attribuer attribuez assigne assigner assignez affecte affecter affectez"),
+    "fr-role": W("maintenant desormais ia intelligence"),
+    "es-ignore": W("instrucciones indicaciones reglas ordenes"),
+    "es-classify": W("como"),
+    "es-assign": W("asigna asigne asignar asignen"),
+    "es-role": W("eres ia inteligencia"),
+    "it-ignore": W("istruzioni indicazioni regole"),
+    "it-classify": W("come"),
+    "it-assign": W("assegna assegnate assegnare"),
+    "it-role": W("sei ia intelligenza"),
+    "pt-ignore": W("instrucoes instrucao regras ordens"),
+    "pt-classify": W("como"),
+    "pt-assign": W("atribua atribui designe"),
+    "pt-role": W("voce ia"),
+}
+_CHECKS = tuple((name, re.compile(rx), _GATES[name]) for name, rx in _INJECTION_PATTERNS)
+_WORDS = re.compile(r"[a-z_]+")
+_SPACED_RUN = re.compile(r"(?:\b\w ){4,}\w\b")
+SCAN_CHARS = 20_000  # instructions hidden past this point are beyond what any classifier reads
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\ufeff\u00ad"))
 _LOOKALIKES = str.maketrans("аеорсхуіјѕԁһАЕОРСХІЈЅΑΕΟΡΤΙ", "aeopcxyijsdhAEOPCXIJSAEOPTI")
 _SPACED_LETTERS = re.compile(r"(?<=\b\w) (?=\w\b)")  # "i g n o r e" -> "ignore"; words stay apart at 2+ spaces
@@ -229,8 +288,9 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
 
 
 def _normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.translate(_INVISIBLE).translate(_LOOKALIKES))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    if not text.isascii():  # most mail is ASCII: skip the per-character work for it
+        text = unicodedata.normalize("NFKD", text.translate(_INVISIBLE).translate(_LOOKALIKES))
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return " ".join(text.lower().split())
 
 
@@ -248,14 +308,18 @@ def _decoded_base64(text: str) -> str:
 
 def detect_injection(email: Email) -> str | None:
     """Name of the first instruction-like pattern found anywhere in the mail's text, or None."""
-    raw = "\n".join((email.from_name, email.subject, email.body, email.text, email.signature, email.quoted,
-                     *(a.filename for a in email.attachments)))
-    variants = (raw, _SPACED_LETTERS.sub("", raw), _decoded_base64(raw))
+    # email.text is the subject plus the start of the body: both are already in here.
+    raw = "\n".join((email.from_name, email.subject, email.body[:SCAN_CHARS], email.signature,
+                     email.quoted[:SCAN_CHARS], *(a.filename for a in email.attachments)))
+    variants = [raw]
+    if _SPACED_RUN.search(raw):
+        variants.append(_SPACED_LETTERS.sub("", raw))
+    if _BASE64.search(raw):
+        variants.append(_decoded_base64(raw))
     for variant in variants:
         text = _normalise(variant)
-        if not text:
-            continue
-        for name, rx in _COMPILED:
-            if rx.search(text):
+        words = set(_WORDS.findall(text))
+        for name, rx, gate in _CHECKS:
+            if gate.admits(text, words) and rx.search(text):
                 return name
     return None

@@ -37,7 +37,7 @@ _MIN_GRADIENT = 0.02
 _CUE_VALUE = 0.3  # cue tokens count the same in short and long mail; words are normalised by length
 _CUE_RATE = 1.0
 _LEAD_BIAS = 0.4  # a missed lead costs more than a lead sent to review
-_SPAM_OFFSET = 1.5  # spam score at which the cues alone make spam and not-spam equally likely
+_SPAM_OFFSET = 1.8  # spam score at which the cues alone make spam and not-spam equally likely
 _MODEL_SPAM_REF = 0.15  # the text model's spam probability for mail it has no opinion about
 _MODEL_SPAM_VOTE = (0.0, 3.5)  # bounds of its spam log-odds against that: it may help or doubt, never decide alone
 _MODEL_SPAM_WEIGHT = 0.8
@@ -216,51 +216,50 @@ _LEXICON: dict[str, str] = {
 
 # Hand-weighted signs of unsolicited bulk mail and phishing: (weight, phrases). Weights are tuned by hand.
 _SPAM_PHRASES: dict[str, tuple[float, str]] = {
-    "click here": (0.7, "click here|click below|click the link|click on the link|click this link"),
-    "remove me": (2.0, "to be removed|remove me|remove yourself|remove your name|remove your address"
+    "click here": (1.0, "click here|click below|click the link|click on the link|click this link"),
+    "remove me": (1.9, "to be removed|remove me|remove yourself|remove your name|remove your address"
                   "|remove your e mail|remove your email|removal link|removal instructions|remove in the subject"
                   "|remove as the subject|no longer wish to receive|opt out|optout|taken off|one time mailing"
                   "|one time e mail|one time email|will not receive further|will not receive any further"),
-    "not spam": (2.5, "not spam|not a spam|not unsolicited|s 1618|section 301"),
+    "not spam": (1.5, "not spam|not a spam|not unsolicited|s 1618|section 301"),
     "money": (1.3, "make money|earn up to|extra income|extra cash|cash bonus|cash prize|financial freedom|get paid"
               "|weekly income|monthly income|residual income|from your home|from the comfort of your home|huge profits"
               "|make huge|massive profits|fortunes|millionaire|get rich|rich quick"
               "|# million dollars|# billion dollars|# million usd"),
-    "free offer": (1.3, "100 free|absolutely free|free gift|free trial|free offer|free membership|free access"
+    "free offer": (1.2, "100 free|absolutely free|free gift|free trial|free offer|free membership|free access"
                    "|free report|risk free|no obligation|satisfaction guaranteed|money back|guaranteed"
                    "|no set up fees|no setup fees|no hidden fees|no hidden charges"),
-    "act now": (1.2, "act now|order now|order today|buy now|call now|call today|call toll free|limited time"
+    "act now": (1.3, "act now|order now|order today|buy now|call now|call today|call toll free|limited time"
                 "|limited offer|offer expires|don't miss|dont miss|don't delete|do not delete|once in a lifetime"
                 "|special promotion|visit our website|visit our web site|visit our site"),
-    "pharma/adult": (1.4, "viagra|cialis|levitra|phentermine|xanax|online pharmacy|herbal|hgh|weight loss"
+    "pharma/adult": (1.6, "viagra|cialis|levitra|phentermine|xanax|online pharmacy|herbal|hgh|weight loss"
                      "|lose weight|lose # lbs|lose # pounds|penis|enlarg*|erection|webcam|xxx|porn*|nude|horny"
                      "|hot teens|casino|rolex|replica"),
-    "erotic": (1.4, "erotik*|erotic*|sexabenteuer|seitensprung|sexually|hot girls|hot babes|babe|babes"
+    "erotic": (1.8, "erotik*|erotic*|sexabenteuer|seitensprung|sexually|hot girls|hot babes|babe|babes"
                "|pornodarsteller"),
-    "loans/credit": (1.0, "mortgage|refinanc*|debt consolidation|bad credit|credit card debt|credit repair"
+    "loans/credit": (2.0, "mortgage|refinanc*|debt consolidation|bad credit|credit card debt|credit repair"
                      "|credit report|low rates|lowest rates|low interest rates|lowest interest rates|home loan"
                      "|pre approved|preapproved|insurance quote|insurance quotes|life insurance|term life|annuit*"
                      "|health insurance|underwriting|forex|bitcoin"
                      "|cryptocurrenc*"),
-    "stock tip": (1.2, "otcbb|otc bb|pink sheets|undervalued|stock alert|stock pick|stock profile|strong buy"
+    "stock tip": (2.5, "otcbb|otc bb|pink sheets|undervalued|stock alert|stock pick|stock profile|strong buy"
                   "|investment opportunity|penny stock"),
-    "advance fee": (2.0, "next of kin|beneficiary|barrister|confidential business|confidential transaction"
+    "advance fee": (2.5, "next of kin|beneficiary|barrister|confidential business|confidential transaction"
                     "|business proposal|transfer of the sum|transfer the sum|transfer of funds|transfer the funds"
                     "|late husband|late father|nigeria|compensation fund|inheritance|urgent business"
                     "|urgent assistance|urgent reply|urgent response|strictly confidential|foreign partner"
-                    "|foreign account|diplomatic|deceased|# of the total|# of the sum|# of the fund|civil war"
-                    "|in exile|on exile|federal ministry|ministry of|the son of|son of the late|my late|a citizen of"
-                    "|bank draft|security company|crude oil|contract sum|over invoiced|swiss bank|trustworthy"
-                    "|reliable person|in confidence|absolute confidence|strict confidence|your assistance"),
-    "prize": (0.3, "congratulations|you've won|you have won|you won|you have been selected"
+                    "|foreign account|diplomatic|deceased|# of the total|# of the sum|# of the fund|on exile"
+                    "|son of the late|bank draft|security company|contract sum|over invoiced|reliable person"
+                    "|absolute confidence|strict confidence"),
+    "prize": (0.7, "congratulations|you've won|you have won|you won|you have been selected"
               "|you've been selected|you have been chosen|winner|lottery|claim your|sweepstakes|jackpot"
               "|powerball"),
-    "work from home": (1.4, "work from home|work at home|home based business|business opportunity"
+    "work from home": (2.5, "work from home|work at home|home based business|business opportunity"
                        "|be your own boss|mlm|multi level|no recruiting|downline|no investment|no experience necessary"
                        "|no experience needed|no selling|no inventory"),
     "bulk mail": (1.4, "bulk e mail|bulk email|e mail marketing|email marketing|million e mail|million email"
                   "|targeted e mail|targeted email|e mail addresses|email addresses|fresh leads"),
-    "cheap goods": (1.0, "cheap cigarettes|cheap tobacco|discount cigarettes|cheap smokes|cheap software"
+    "cheap goods": (1.8, "cheap cigarettes|cheap tobacco|discount cigarettes|cheap smokes|cheap software"
                     "|discount software|inkjet|inkjets|toner cartridges|ink cartridges|descrambler|warez"
                     "|oem software|custom websites|custom web sites|custom web design|college degree"
                     "|college diploma|university degree|university diploma|university diplomas|cheap calls"
@@ -270,14 +269,14 @@ _SPAM_PHRASES: dict[str, tuple[float, str]] = {
                     "|gift certificate"),
     "seo": (1.0, "seo|search engine optimization|search engine optimisation|search engine ranking"
             "|search engine placement|first page of google|backlinks|website traffic|search engines"),
-    "phishing": (2.0, "verify your account|verify your identity|verify your information"
+    "phishing": (2.5, "verify your account|verify your identity|verify your information"
                  "|account has been suspended|account will be suspended|account suspended|account has been locked"
                  "|account locked|account will be closed|confirm your password|confirm your account"
                  "|confirm your identity|unusual sign in|unusual activity|security alert|update your payment"
                  "|update your billing|within 24 hours|password expires|password expired|password will expire"),
-    "dear friend": (1.0, "dear friend|dear beloved|dear valued customer|dear account holder|dear e mail user"
+    "dear friend": (2.0, "dear friend|dear beloved|dear valued customer|dear account holder|dear e mail user"
                     "|dear email user|dear user|my dear|dear valued member"),
-    "discount": (0.3, "# off|save up to #|lowest price|lowest prices|unbeatable|best prices"),
+    "discount": (0.5, "# off|save up to #|lowest price|lowest prices|unbeatable|best prices"),
     "gratis": (0.8, "gratis|kostenlos|gewonnen|gewinnspiel|gratuit|ganador|ha vinto|ganhou"),
     "click here (translated)": (1.0, "hier klicken|klicken sie hier|cliquez ici|haga clic aquí|haz clic aquí"
                                  "|clicca qui|clique aqui|klik hier"),
@@ -293,7 +292,7 @@ _SPAM_PHRASES: dict[str, tuple[float, str]] = {
                     "|intento de entrega|tentativo di consegna|tentativa de entrega"),
     "crypto": (1.5, "bitcoin|crypto trading|kryptowährung|criptomonedas|criptovalute|criptomoedas|renda extra"
                "|ingresos extra|guadagni extra|passive income|passives einkommen|revenu passif|ingresos pasivos"),
-    "unsolicited contact": (1.5, "i got your e mail|i got your email|i found your e mail|i found your email"
+    "unsolicited contact": (2.0, "i got your e mail|i got your email|i found your e mail|i found your email"
                             "|we got your email|we found your email|i got your contact|your contact was"
                             "|your email was given|your email address was|with due respect|i am mr|i am mrs"
                             "|i am dr|i am barrister|i am the son|i am the widow|no longer like us to contact you"
@@ -304,10 +303,10 @@ _SPAM_WEIGHTS = {f"spam:{name}": weight for name, (weight, _) in _SPAM_PHRASES.i
 _CUES = CueIndex({**_LEXICON, **{f"spam:{name}": spec for name, (_, spec) in _SPAM_PHRASES.items()}})
 
 _SUBJECT_RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = tuple((n, w, re.compile(p)) for n, w, p in (
-    ("money in subject", 1.0, r"\$\d|\bfree\b|\d+%|\bcash\b|\bmoney\b"),
-    ("junk after subject", 1.0, r"\s{4,}\S+\s*$|[\s(\[](?=(?:[a-z]*\d){2})(?=\d*[a-z])[a-z\d]{5,12}[\])]?\s*$"
+    ("money in subject", 1.2, r"\$\d|\bfree\b|\d+%|\bcash\b|\bmoney\b"),
+    ("junk after subject", 2.0, r"\s{4,}\S+\s*$|[\s(\[](?=(?:[a-z]*\d){2})(?=\d*[a-z])[a-z\d]{5,12}[\])]?\s*$"
                                 r"|\s\d{2,}\.\d{3,}\s*$"),
-    ("adv subject", 2.0, r"^\s*\[?adv\b|\badv:"),
+    ("adv subject", 3.0, r"^\s*\[?adv\b|\badv:"),
 ))
 _DANGEROUS_EXT = re.compile(r"\.(?:exe|scr|pif|com|bat|cmd|js|jse|vbs|vbe|wsf|hta|msi|jar|lnk|iso|img)$", re.I)
 _ARCHIVE_EXT = re.compile(r"\.(?:zip|rar|7z|html?)$", re.I)
@@ -359,38 +358,38 @@ def _structure(email: Email, low: str, words: int) -> list[tuple[str, float, boo
     sample = email.text[:600]
     listed = "list-id" in email.headers or "list-post" in email.headers
     return [
-        ("html only", 0.2, email.html_only),
-        ("html, little text", 1.0, email.html_only and words < 60),
-        ("shouting subject", 1.0, _shouting(email.subject)),
-        ("shouting text", 1.2, words >= 20 and len(_CAPS_RE.findall(email.text)) / words > 0.25),
-        ("dollar amounts", 0.3, low.count("$") >= 2),
-        ("not in latin script", 2.0, len(_NON_LATIN_RE.findall(sample)) > 0.3 * len(sample.replace(" ", ""))),
-        ("east asian charset", 1.0, bool(_ASIAN_CHARSET.search(email.headers.get("content-type", "")))),
-        ("unknown language", 1.0, words >= 40 and function_word_share(email.text) < 0.04),
-        ("names itself a newsletter", -0.5, bool(_NEWSLETTER_NAME.search(low[:400]))),
-        ("feed item", -1.0, low.startswith("url: http", len(email.subject) + 2)),
-        ("numbered offers", 1.0, low.count("http") >= 2 and len(_NUMBERED_LINE.findall(low)) >= 2),
+        ("html only", 0.3, email.html_only),
+        ("html, little text", 2.0, email.html_only and words < 60),
+        ("shouting subject", 1.8, _shouting(email.subject)),
+        ("shouting text", 1.3, words >= 20 and len(_CAPS_RE.findall(email.text)) / words > 0.25),
+        ("dollar amounts", 0.6, low.count("$") >= 2),
+        ("not in latin script", 1.3, len(_NON_LATIN_RE.findall(sample)) > 0.3 * len(sample.replace(" ", ""))),
+        ("east asian charset", 1.2, bool(_ASIAN_CHARSET.search(email.headers.get("content-type", "")))),
+        ("unknown language", 1.1, words >= 40 and function_word_share(email.text) < 0.04),
+        ("names itself a newsletter", -0.4, bool(_NEWSLETTER_NAME.search(low[:400]))),
+        ("feed item", -2.0, low.startswith("url: http", len(email.subject) + 2)),
+        ("numbered offers", 1.7, low.count("http") >= 2 and len(_NUMBERED_LINE.findall(low)) >= 2),
         ("garbled text", 1.0, email.text.count("\ufffd") >= 5),
         ("executable attachment", 3.0, any(_DANGEROUS_EXT.search(a.filename) for a in email.attachments)),
         ("archive attachment", 1.0, any(_ARCHIVE_EXT.search(a.filename) for a in email.attachments)),
         ("reply-to elsewhere", 0.0, bool(email.reply_to) and not listed
          and not extract.is_automated_sender(email.from_addr)
          and extract.domain_of(email.reply_to) != extract.domain_of(email.from_addr)),
-        ("undisclosed recipients", 0.8, "undisclosed" in email.headers.get("to", "").lower()),
+        ("undisclosed recipients", 1.5, "undisclosed" in email.headers.get("to", "").lower()),
         ("no from address", 0.8, not email.from_addr),
-        ("no sender name", 0.8, not email.from_name.strip()),
+        ("no sender name", 0.9, not email.from_name.strip()),
         ("free-mail sender", 0.8, extract.is_free_mail(extract.domain_of(email.from_addr))),
-        ("damaged message", 0.6, bool(email.defects)),
+        ("damaged message", 1.0, bool(email.defects)),
         ("reply without a thread", 0.3, bool(_REPLY_SUBJECT.match(email.subject))
          and not (email.in_reply_to or email.references)),
         ("message id of the sender", -0.5, _own_message_id(email)),
-        ("bulk-mail service sender", -1.0, bool(_BULK_SENDER.match(extract.domain_of(email.from_addr)))),
-        ("high priority", 1.0, email.headers.get("x-priority", "").strip()[:1] == "1"
+        ("bulk-mail service sender", -1.8, bool(_BULK_SENDER.match(extract.domain_of(email.from_addr)))),
+        ("high priority", 2.0, email.headers.get("x-priority", "").strip()[:1] == "1"
          or "high" in email.headers.get("x-msmail-priority", "").lower()),
-        ("personal mail program", -0.5, "user-agent" in email.headers),
-        ("list-unsubscribe header", -0.6, "list-unsubscribe" in email.headers),
-        ("part of a thread", -1.5, bool(email.in_reply_to or email.references)),
-        ("quotes earlier mail", -0.5, bool(email.quoted.strip())),
+        ("personal mail program", -1.5, "user-agent" in email.headers),
+        ("list-unsubscribe header", -0.9, "list-unsubscribe" in email.headers),
+        ("part of a thread", -2.0, bool(email.in_reply_to or email.references)),
+        ("quotes earlier mail", -1.0, bool(email.quoted.strip())),
         ("cv attached", 0.0, any(_CV_NAME.search(a.filename) for a in email.attachments)),
         ("pdf attached", 0.0, any(a.filename.lower().endswith(".pdf") for a in email.attachments)),
     ]
@@ -407,8 +406,8 @@ def analyse(email: Email) -> Cues:
         else:
             cues.lexicon[name] = cues.lexicon.get(name, 0) + 1
             cues.phrases.add(phrase)
-    extra = [("money", 1.3, "$" in low and bool(_MONEY_RE.search(low))), ("!!!", 0.8, "!!!" in low),
-             ("link to an ip address", 1.5, "http" in low and bool(_IP_LINK_RE.search(low)))]
+    extra = [("money", 1.2, "$" in low and bool(_MONEY_RE.search(low))), ("!!!", 1.2, "!!!" in low),
+             ("link to an ip address", 2.5, "http" in low and bool(_IP_LINK_RE.search(low)))]
     subject = email.subject.lower()
     extra += [(name, w, bool(p.search(subject))) for name, w, p in _SUBJECT_RULES]
     structural = _structure(email, low, max(1, len(cues.tokens)))
@@ -596,6 +595,11 @@ def combine(text_probs: Sequence[float], cues: Cues) -> dict[str, float]:
     return probs
 
 
+def _usable(text: str) -> bool:
+    """Enough text to judge: a few words, or a line of a script written without spaces."""
+    return len(tokens(text)) >= 3 or sum(1 for c in text[:200] if c.isalpha()) >= 20
+
+
 def _describe(feature: str) -> str:
     if feature.startswith(("!spam:", "!flag:")):
         return feature[6:]
@@ -636,7 +640,7 @@ class OfflineClassifier:
     def classify(self, email: Email, hint: PrefilterResult | None = None) -> Classification:
         """Category, calibrated-ish confidence, language and the sender's details; never raises for bad mail."""
         language, _ = detect_language(email.text, self.languages)
-        if email.defects and len(tokens(email.text)) < 3:
+        if email.defects and not _usable(email.text):
             return Classification(category="other", confidence=0.2, language=language, classifier=self.name,
                                   person_email=extract.person_email(email), reasons=("no usable text",),
                                   review_reason=f"unreadable message: {email.defects[0]}"[:200])

@@ -299,3 +299,26 @@ def test_detector_finds_instructions(text: str) -> None:
 ])
 def test_detector_leaves_ordinary_mail_alone(text: str) -> None:
     assert detect_injection(make_email(body=text)) is None
+
+
+def test_pattern_gates_never_hide_a_match() -> None:
+    """Each gate must be implied by its pattern: on every shipped mail, gated and ungated detection agree."""
+    from pathlib import Path
+
+    from bot import cascade
+    from bot.mime import parse_email
+
+    root = Path(__file__).resolve().parents[2]
+    files = [*(root / "tests" / "injection").rglob("*.eml"), *(root / "demo" / "inbox").glob("*.eml"),
+             *(root / "bot" / "data" / "gold").glob("*.eml")]
+    assert len(files) > 300
+    found = 0
+    for f in files:
+        e = parse_email(f.read_bytes())
+        text = cascade._normalise("\n".join((e.from_name, e.subject, e.body, e.signature, e.quoted)))
+        words = set(cascade._WORDS.findall(text))
+        for name, rx, gate in cascade._CHECKS:
+            if rx.search(text):
+                found += 1
+                assert gate.admits(text, words), (f.name, name)
+    assert found >= 20  # the injection corpus really exercises the patterns
