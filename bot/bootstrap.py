@@ -11,8 +11,6 @@ from bot.ports import AuditSink, Classifier, Crm, MailProvider, Notifier
 from bot.state import Ledger, prepare_state_dir
 
 GOLD_DIR = PACKAGE_DIR / "data" / "gold"
-GMAIL_SCOPE = "https://www.googleapis.com/auth/gmail.modify"
-SHEETS_SCOPE = "https://www.googleapis.com/auth/spreadsheets"
 
 log = logging.getLogger("bot.bootstrap")
 
@@ -47,11 +45,10 @@ class _NoMemory:
         return None
 
 
-def _google_scopes(cfg: Config) -> list[str]:
-    scopes = [GMAIL_SCOPE]
-    if cfg.audit.sheets.enabled and not cfg.audit.sheets.credentials_file:
-        scopes.append(SHEETS_SCOPE)
-    return scopes
+def google_scopes(cfg: Config) -> list[str]:
+    from bot.adapters.gmail_auth import scopes
+
+    return scopes(sheets=cfg.audit.sheets.enabled and not cfg.audit.sheets.credentials_file)
 
 
 def build_mail(cfg: Config, ledger: Ledger) -> MailProvider:
@@ -59,7 +56,7 @@ def build_mail(cfg: Config, ledger: Ledger) -> MailProvider:
         from bot.adapters.gmail import GmailProvider
         from bot.adapters.gmail_auth import load_credentials
 
-        creds = load_credentials(cfg.mail.gmail, _google_scopes(cfg))
+        creds = load_credentials(cfg.mail.gmail, google_scopes(cfg))
         return GmailProvider(cfg.mail.gmail, creds, cfg.labels, ledger)
     from bot.adapters.maildir import MaildirProvider, seed_maildir
 

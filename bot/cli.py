@@ -182,9 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_audit_search(cfg, args)
         if args.command == "auth":
             from bot.adapters.gmail_auth import run_oauth_flow
-            from bot.bootstrap import _google_scopes
+            from bot.bootstrap import google_scopes
 
-            run_oauth_flow(cfg.mail.gmail, _google_scopes(cfg))
+            run_oauth_flow(cfg.mail.gmail, google_scopes(cfg))
             return 0
         return cmd_run(cfg, args.once, args.dry_run)
     except AuthError as exc:

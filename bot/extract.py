@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from email.utils import parseaddr
 
 from bot.models import Email
 
@@ -30,7 +31,7 @@ _TWO_LEVEL_SUFFIXES = frozenset({"co.uk", "org.uk", "ac.uk", "com.au", "co.at", 
 _DOMAIN_WORDS = {"gmbh": "GmbH", "ag": "AG", "kg": "KG", "sa": "SA", "sas": "SAS", "sarl": "SARL", "srl": "Srl",
                  "spa": "SpA", "sl": "SL", "bv": "BV", "nv": "NV", "ltd": "Ltd", "inc": "Inc", "llc": "LLC"}
 
-# Words that make a display name a role or an organisation rather than a person.
+# Words that make a display name a role, a department or an organisation rather than a person.
 _NOT_A_PERSON = frozenset(
     """
 team info sales support service services office newsletter noreply no-reply admin administrator customer customers
@@ -38,10 +39,20 @@ kundenservice kundendienst vertrieb einkauf marketing billing accounting buchhal
 shop store contact kontakt gmbh ag ltd inc llc sa sarl srl spa bv the der die das via mailer daemon notification
 notifications alert alerts website web form formular purchasing procurement department abteilung club news update
 updates account accounts order orders payment payments invoice invoices rechnung helpdesk desk reply
-""".split()  # noqa: SIM905
+kreditorenbuchhaltung rechnungseingang debitorenbuchhaltung finanzbuchhaltung verwaltung technik instandhaltung
+wartung werkstatt achats comptabilité comptabilite facturation administration direction technique maintenance
+compras contabilidad administración administracion facturación facturacion mantenimiento finanzas almacén
+acquisti amministrazione contabilità contabilita fatturazione manutenzione ufficio magazzino
+financeiro contabilidade faturamento manutenção manutencao administração administracao
+inkoop administratie crediteurenadministratie boekhouding onderhoud afdeling
+finance engineering manager engineer production sourcing operations logistics warehouse plant
+camping hotel restaurant domaine quinta bodega bodegas cantina weingut brauerei cooperativa
+""".split()  # noqa: SIM905 - a word list reads better as text
 )
+_TITLE = re.compile(r"^(?:(?:dr|prof|dipl\.?-ing|dipl|ing|mag|dott|dott\.ssa|sr|sra|srta|mr|mrs|ms|mme|mlle|m|eng"
+                    r"|lic|ir|drs)(?:\.\s*|\s+)(?:\((?:fh|th|tu)\)\s*)?)+", re.I)
+_DEGREES = re.compile(r"(?:,?\s+(?:ceng|mimeche|meng|msc|bsc|phd|mba|pe|dipl\.-ing\.|b\.eng|m\.eng|dr\.?))+\s*$", re.I)
 _PARTICLES = frozenset({"von", "van", "de", "da", "di", "del", "der", "den", "la", "le", "dos", "das", "du", "zu", "y"})
-_NAME_WORD = re.compile(r"^[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+(?:[-'][A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+)?\.?$")
 
 _CLOSING = re.compile(
     r"^\W*(?:(?:mit\s+)?(?:freundlichen|besten|herzlichen|beste|viele|liebe|sonnige)\s+gr(?:ü|ue)(?:ß|ss)en?"
@@ -50,7 +61,9 @@ _CLOSING = re.compile(
     r"|yours(?:\s+(?:sincerely|faithfully|truly))?|cordialement|bien\s+cordialement|bien\s+à\s+vous|salutations"
     r"|meilleures\s+salutations|sinc[èe]res\s+salutations|saludos(?:\s+cordiales)?|atentamente|un\s+saludo"
     r"|cordiali\s+saluti|distinti\s+saluti|saluti|cordialmente|atenciosamente|cumprimentos|melhores\s+cumprimentos"
-    r"|abraços?|met\s+vriendelijke\s+groet(?:en)?|vriendelijke\s+groet(?:en)?|groeten)\b[\s,.!]*(?P<rest>.*)$",
+    r"|abraços?|met\s+vriendelijke\s+groet(?:en)?|vriendelijke\s+groet(?:en)?|hartelijke\s+groet(?:en)?|groeten"
+    r"|com\s+os\s+melhores\s+cumprimentos|un\s+cordial\s+saludo|merci(?:\s+beaucoup)?|grazie(?:\s+mille)?|gracias"
+    r"|muchas\s+gracias|obrigad[oa]|grat[oa]s|danke(?:\s+schön)?|vielen\s+dank|bedankt|ta|thx)\b[\s,.!]*(?P<rest>.*)$",
     re.IGNORECASE)
 
 _LEGAL_FORM = (r"(?:GmbH(?:[ \t]*&[ \t]*Co\.?[ \t]*KG)?|gGmbH|AG|KGaA|KG|OHG|UG|e\.[ \t]?K\.|Ltd\.?|Limited|LLC|Inc\.?"
@@ -146,15 +159,32 @@ def person_like(text: str) -> str | None:
     if "," in name:  # "Weber, Jürgen"
         last, _, first = name.partition(",")
         name = f"{first.strip()} {last.strip()}"
+    name = _DEGREES.sub("", _TITLE.sub("", name)).strip()
     if name.isupper():
         name = name.title()
-    words = name.split()
+    words = [w for w in name.split() if not _TITLE.fullmatch(w + " ")]
     if not 2 <= len(words) <= 4 or any(w.lower().strip(".") in _NOT_A_PERSON for w in words):
         return None
     significant = [w for w in words if w.lower() not in _PARTICLES]
-    if len(significant) < 2 or not all(_NAME_WORD.match(w) for w in significant):
+    if len(significant) < 2 or not all(_name_word(w) for w in significant):
         return None
     return " ".join(words)
+
+
+def _name_word(word: str) -> bool:
+    """"Jürgen", "O'Neill", "McKenzie", "Jean-Marc", "Yıldız": capitalised letters, not an acronym."""
+    return (word[0].isupper() and any(c.islower() for c in word)
+            and all(c.isalpha() or c in "-'\u2019." for c in word) and word[-1] != "-")
+
+
+def _as_written(name: str, text: str) -> str:
+    """"Rigaud Jean-Marc" in From but "Jean-Marc Rigaud" under the mail: the signature knows the order."""
+    words = name.split()
+    if len(words) == 2:
+        swapped = f"{words[1]} {words[0]}"
+        if swapped in text and name not in text:
+            return swapped
+    return name
 
 
 def _closing_name(text: str) -> str | None:
@@ -173,9 +203,14 @@ def _closing_name(text: str) -> str | None:
 
 def person_name(email: Email) -> str | None:
     """The sender's name from the From display name, a form field, or the closing of the message."""
-    automated = is_automated_sender(email.from_addr)
-    if not automated:
+    tail = f"{email.body[-600:]}\n{email.signature}"
+    if not is_automated_sender(email.from_addr):
         name = person_like(email.from_name)
+        if name:
+            return _as_written(name, tail)
+    else:
+        reply_name = parseaddr(email.headers.get("reply-to", ""))[0]
+        name = person_like(reply_name) if reply_name else None
         if name:
             return name
     for key, value in _form_fields(email.body).items():
@@ -183,8 +218,7 @@ def person_name(email: Email) -> str | None:
             name = person_like(value)
             if name:
                 return name
-    tail = email.body[-600:]
-    return _closing_name(f"{tail}\n{email.signature}") or _closing_name(email.signature)
+    return _closing_name(tail) or _closing_name(email.signature)
 
 
 def _key(name: str) -> str:

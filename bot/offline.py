@@ -37,7 +37,7 @@ _MIN_GRADIENT = 0.02
 _CUE_VALUE = 0.3  # cue tokens count the same in short and long mail; words are normalised by length
 _CUE_RATE = 1.0
 _LEAD_BIAS = 0.4  # a missed lead costs more than a lead sent to review
-_SPAM_OFFSET = 1.8  # spam score at which the cues alone make spam and not-spam equally likely
+_SPAM_OFFSET = 1.6  # spam score at which the cues alone make spam and not-spam equally likely
 _MODEL_SPAM_REF = 0.15  # the text model's spam probability for mail it has no opinion about
 _MODEL_SPAM_VOTE = (0.0, 3.5)  # bounds of its spam log-odds against that: it may help or doubt, never decide alone
 _MODEL_SPAM_WEIGHT = 0.8
@@ -202,6 +202,13 @@ _LEXICON: dict[str, str] = {
     "|compleanno|aniversário|mom|dad|mama|papa|family|familie|famille|familia|famiglia|família|dinner"
     "|abendessen|dîner|cena|jantar|weekend|wochenende|fin de semana|fine settimana|fim de semana|out of office"
     "|abwesend|absent|ausente|assente",
+    "addressee": "your pumps|your products|your company|your customers|your business|your production"
+    "|your website|your team|your sales|for you|ihre pumpen|ihre produkte|ihr unternehmen|ihre kunden"
+    "|ihre produktion|für sie|vos pompes|vos produits|votre entreprise|votre société|vos clients"
+    "|votre production|pour vous|sus bombas|sus productos|su empresa|sus clientes|su producción"
+    "|para ustedes|le vostre pompe|i vostri prodotti|la vostra azienda|i vostri clienti|per voi"
+    "|as vossas bombas|os vossos produtos|a vossa empresa|os seus clientes|para vocês|jullie pompen"
+    "|uw bedrijf|voor jullie",
     "scam": "bitcoin|crypto*|krypto*|criptomoned*|criptovalut*|criptomoeda*|investment platform"
     "|trading platform|returns|renda extra|ingresos extra|guadagno|guadagni|ganancias|lucro|profit|gewinn"
     "|gewinne|pix|mailbox full|mailbox is full|storage full|postfach voll|boîte pleine|buzón lleno"
@@ -318,7 +325,13 @@ _ASIAN_CHARSET = re.compile(r"charset=\"?(?:gb2312|gbk|gb18030|big5|ks_c_5601|eu
                             r"|x-sjis|windows-874|tis-620)", re.I)
 _NEWSLETTER_NAME = re.compile(r"newsletter|\bissue (?:#|no\.? ?)?\d|\bedition\b|can't read this e-?mail"
                               r"|view (?:it|this e-?mail) (?:in|on) (?:your|a) (?:browser|web)")
+_LATIN1_SYMBOLS = re.compile(r"[\u00a1-\u00bf]")  # ¿¤½«°: mojibake of a wrongly declared charset
+_ENCODED_WORD = re.compile(r"=\?[\w-]+\?[bqBQ]\?")  # a header-style encoded word left undecoded in the text
 _NUMBERED_LINE = re.compile(r"^\s*\d{1,2}\)+ ", re.M)
+_FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|wg|tr|rv|enc|i|doorst)\s*:", re.I)
+_FORWARD_BODY = re.compile(r"forwarded message|original message|message d'origine|mensaje original|messaggio originale"
+                           r"|mensagem original|ursprüngliche nachricht|weitergeleitete nachricht|doorgestuurd bericht")
+_FORM_LINE = re.compile(r"^[ \t]*[\w][\w ./-]{1,24}:[ \t]*\S", re.M)
 _CV_NAME = re.compile(r"\b(?:cv|lebenslauf|resume|résumé|curriculum|bewerbung|candidature)\b", re.I)
 _CAPS_RE = re.compile(r"\b[A-Z]{3,}\b")
 _NON_LATIN_RE = re.compile(r"[^\x00-\u024f\s]")
@@ -353,6 +366,16 @@ def _own_message_id(email: Email) -> bool:
     return bool(domain) and extract.registrable_label(domain) in email.headers.get("message-id", "").lower()
 
 
+def _names_recipient(email: Email, low: str) -> bool:
+    """The text names the company it is sent to ("acme-pumps.example", "Acme Pumps"), as pitches do."""
+    for addr in email.to[:3]:
+        domain = extract.domain_of(addr)
+        label = extract.registrable_label(domain) if domain else ""
+        if len(label) >= 4 and (label in low or label.replace("-", " ") in low):
+            return True
+    return False
+
+
 def _structure(email: Email, low: str, words: int) -> list[tuple[str, float, bool]]:
     """Signs in the form of a message rather than in its words: (name, spam weight, present)."""
     sample = email.text[:600]
@@ -360,16 +383,17 @@ def _structure(email: Email, low: str, words: int) -> list[tuple[str, float, boo
     return [
         ("html only", 0.3, email.html_only),
         ("html, little text", 2.0, email.html_only and words < 60),
-        ("shouting subject", 1.8, _shouting(email.subject)),
+        ("shouting subject", 1.5, _shouting(email.subject)),
         ("shouting text", 1.3, words >= 20 and len(_CAPS_RE.findall(email.text)) / words > 0.25),
         ("dollar amounts", 0.6, low.count("$") >= 2),
         ("not in latin script", 1.3, len(_NON_LATIN_RE.findall(sample)) > 0.3 * len(sample.replace(" ", ""))),
         ("east asian charset", 1.2, bool(_ASIAN_CHARSET.search(email.headers.get("content-type", "")))),
-        ("unknown language", 1.1, words >= 40 and function_word_share(email.text) < 0.04),
-        ("names itself a newsletter", -0.4, bool(_NEWSLETTER_NAME.search(low[:400]))),
+        ("unknown language", 1.2, words >= 40 and function_word_share(email.text) < 0.04),
+        ("names itself a newsletter", -0.8, bool(_NEWSLETTER_NAME.search(low[:400]))),
         ("feed item", -2.0, low.startswith("url: http", len(email.subject) + 2)),
         ("numbered offers", 1.7, low.count("http") >= 2 and len(_NUMBERED_LINE.findall(low)) >= 2),
-        ("garbled text", 1.0, email.text.count("\ufffd") >= 5),
+        ("garbled text", 1.0, email.text.count("\ufffd") >= 5 or len(_LATIN1_SYMBOLS.findall(sample)) >= 8),
+        ("raw encoded words", 1.5, "=?" in email.text and bool(_ENCODED_WORD.search(email.text))),
         ("executable attachment", 3.0, any(_DANGEROUS_EXT.search(a.filename) for a in email.attachments)),
         ("archive attachment", 1.0, any(_ARCHIVE_EXT.search(a.filename) for a in email.attachments)),
         ("reply-to elsewhere", 0.0, bool(email.reply_to) and not listed
@@ -390,6 +414,13 @@ def _structure(email: Email, low: str, words: int) -> list[tuple[str, float, boo
         ("list-unsubscribe header", -0.9, "list-unsubscribe" in email.headers),
         ("part of a thread", -2.0, bool(email.in_reply_to or email.references)),
         ("quotes earlier mail", -1.0, bool(email.quoted.strip())),
+        ("forwarded", 0.0, bool(_FORWARD_SUBJECT.match(email.subject)) or bool(_FORWARD_BODY.search(low))),
+        ("reply", 0.0, bool(_REPLY_SUBJECT.match(email.subject))),
+        ("web form", 0.0, extract.is_automated_sender(email.from_addr) or len(_FORM_LINE.findall(email.body)) >= 3),
+        ("short", 0.0, words < 40),
+        ("very short", 0.0, words < 15),
+        ("attachment", 0.0, bool(email.attachments)),
+        ("names the recipient", 0.0, _names_recipient(email, low)),
         ("cv attached", 0.0, any(_CV_NAME.search(a.filename) for a in email.attachments)),
         ("pdf attached", 0.0, any(a.filename.lower().endswith(".pdf") for a in email.attachments)),
     ]
@@ -412,7 +443,7 @@ def analyse(email: Email) -> Cues:
     extra += [(name, w, bool(p.search(subject))) for name, w, p in _SUBJECT_RULES]
     structural = _structure(email, low, max(1, len(cues.tokens)))
     business = cues.business()
-    structural.append(("business words", -0.2 * min(3, business), business > 0))
+    structural.append(("business words", -0.15 * min(3, business), business > 0))
     seen = {name for name, _ in cues.spam}
     cues.spam += [(name, w) for name, w, fired in extra if fired and name not in seen]
     cues.spam += [(name, w) for name, w, fired in structural if fired and w]
@@ -432,6 +463,8 @@ def features(email: Email, cues: Cues) -> list[str]:
     for cat, n in cues.lexicon.items():
         feats += [f"!{cat}:{level}" for level in (1, 2, 4) if n >= level]
     feats += ["!p:" + p for p in sorted(cues.phrases)]
+    if email.quoted:  # what the earlier mail was about: a reply to our quotation is a lead, to a claim support
+        feats += sorted({"!quoted:" + group for group, _ in _CUES.find(tokens(email.quoted[:800]))})
     feats += ["!spam:" + name for name, _ in cues.spam] + ["!flag:" + f for f in cues.flags]
     return feats
 
@@ -597,7 +630,7 @@ def combine(text_probs: Sequence[float], cues: Cues) -> dict[str, float]:
 
 def _usable(text: str) -> bool:
     """Enough text to judge: a few words, or a line of a script written without spaces."""
-    return len(tokens(text)) >= 3 or sum(1 for c in text[:200] if c.isalpha()) >= 20
+    return len(tokens(text)) >= 3 or sum(1 for c in text[:200] if c.isalpha()) >= 10
 
 
 def _describe(feature: str) -> str:

@@ -70,6 +70,7 @@ class FakeServer:
 
         class _H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else every response waits ~40 ms for a delayed ACK
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -143,7 +144,8 @@ class FakeServer:
         return Response(404, {"error": f"no route for {req.method} {req.path}"})
 
     def start(self) -> FakeServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
         self._thread.start()
         return self
 

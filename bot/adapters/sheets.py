@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 GOOGLE_ROOTS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
-GMAIL_SCOPE = "https://www.googleapis.com/auth/gmail.modify"
-SHEETS_SCOPE = "https://www.googleapis.com/auth/spreadsheets"  # enough for open_by_key; no Drive scope needed
 MESSAGE_ID_COL = AUDIT_FIELDS.index("message_id")
 HEADER = list(AUDIT_FIELDS)
 
@@ -80,10 +78,12 @@ def sheets_credentials(cfg: Config) -> Credentials:
     if path is not None:
         from google.oauth2 import service_account
 
-        return service_account.Credentials.from_service_account_file(str(path), scopes=[SHEETS_SCOPE])
-    from bot.adapters.gmail_auth import load_credentials
+        from bot.adapters.gmail_auth import SHEETS_SCOPE
 
-    return load_credentials(cfg.mail.gmail, [GMAIL_SCOPE, SHEETS_SCOPE])
+        return service_account.Credentials.from_service_account_file(str(path), scopes=[SHEETS_SCOPE])
+    from bot.adapters.gmail_auth import load_credentials, scopes
+
+    return load_credentials(cfg.mail.gmail, scopes(sheets=True))
 
 
 class SheetsAuditSink:
