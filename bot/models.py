@@ -170,6 +170,7 @@ AUDIT_FIELDS: tuple[str, ...] = (
     "notification",
     "crm_id",
     "summary",
+    "details",  # what the LLM extracted: product interest, budget, timeline, region, required action
     "reasons",
     "error",
     "llm_tokens",

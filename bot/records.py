@@ -43,6 +43,17 @@ def _first_last(name: str | None) -> tuple[str, str]:
     return parts[0], " ".join(parts[1:])
 
 
+_DETAIL_LABELS = {"product_interest": "product", "budget": "budget USD/year", "timeline": "timeline",
+                  "region": "region", "required_action": "action"}
+
+
+def details(classification: dict[str, Any]) -> str:
+    """The extracted lead details in one line, leaving out what the mail did not say."""
+    fields = classification.get("fields") or {}
+    return "; ".join(f"{label}: {fields[key]}" for key, label in _DETAIL_LABELS.items()
+                     if fields.get(key) not in (None, "", "unknown"))
+
+
 def audit_row(ledger: Ledger, row: MessageRow) -> dict[str, Any]:
     rec = row.record
     em = rec.get("email") or {}
@@ -75,6 +86,7 @@ def audit_row(ledger: Ledger, row: MessageRow) -> dict[str, Any]:
         "notification": ledger.outbox_result(row.provider_id, "notify:"),
         "crm_id": ledger.outbox_result(row.provider_id, "crm:"),
         "summary": c.get("summary") or "",
+        "details": details(c),
         "reasons": " | ".join(d.get("reasons", ())),
         "error": rec.get("error", "") or row.last_error,
         "llm_tokens": str(int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))),
@@ -121,7 +133,8 @@ def crm_payload(row: MessageRow) -> dict[str, Any]:
         "company_domain": c.get("company_domain") or "",
         "language": c.get("language") or "",
         "subject": em.get("subject", ""),
-        "note": f"{em.get('subject', '')}\n\n{em.get('body', '')}"[:4000],
+        "note": "\n\n".join(p for p in (em.get("subject", ""), c.get("summary") or "", details(c),
+                                          em.get("body", "")) if p)[:4000],
         "owner_id": assignee.get("crm_owner_id"),
         "lead_source": "shared inbox",
         "received_at": em.get("date", "") or iso(now_utc()),

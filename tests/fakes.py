@@ -51,6 +51,7 @@ class FakeCrm:
         contact = self.contacts.setdefault(payload["email"], {"id": f"c{len(self.contacts) + 1}", "notes": []})
         if payload["message_id"] not in contact["notes"]:
             contact["notes"].append(payload["message_id"])
+            contact["note_texts"] = [*contact.get("note_texts", []), payload["note"]]
         return str(contact["id"])
 
 

@@ -232,3 +232,31 @@ def test_failure_between_steps_resumes_without_repeating(tmp_path: Path, kill_at
     bot.cycle()
     assert len(bot.drafts()) == 1 and "Triage/Lead" in bot.labels(pid)
     assert len(bot.audit.rows) == 1 and len(bot.notifier.sent) == 1 and len(bot.crm.contacts) == 1
+
+
+def test_extracted_lead_details_reach_the_audit_row_and_the_crm_note(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    bot = Bot(tmp_path)
+    base = bot.classifier
+
+    class WithFields:
+        name = "llm:test"
+
+        def classify(self, email: Any, hint: Any = None) -> Any:
+            c = base.classify(email, hint)
+            return replace(c, classifier=self.name, summary="Wants 3 pumps for a brewery.",
+                           fields={"product_interest": "AP-200", "budget": 40000, "timeline": "quarter",
+                                   "region": "DE", "required_action": None, "injection_suspected": False})
+
+    bot.classifier = WithFields()  # type: ignore[assignment]
+    bot.mail.add(raw_mail(LEAD))
+    bot.cycle()
+    [row] = bot.audit.rows
+    assert row["summary"] == "Wants 3 pumps for a brewery."
+    assert row["details"] == "product: AP-200; budget USD/year: 40000; timeline: quarter; region: DE"
+    [contact] = bot.crm.contacts.values()
+    assert bot.notifier.sent[0]["summary"] == "Wants 3 pumps for a brewery."
+    assert contact["id"] == row["crm_id"]
+    assert "Wants 3 pumps for a brewery." in contact["note_texts"][0]
+    assert "timeline: quarter" in contact["note_texts"][0]
