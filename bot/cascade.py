@@ -228,16 +228,17 @@ class Gate:
     """Words (or word starts, or substrings) a pattern cannot match without: most mail skips most patterns."""
 
     words: frozenset[str]
-    prefixes: tuple[str, ...] = ()
+    prefixes: re.Pattern[str] | None = None  # word starts, as one regex: a C-level scan, not a Python loop
     subs: tuple[str, ...] = ()
 
     def admits(self, text: str, words: set[str]) -> bool:
         return (not self.words.isdisjoint(words) or any(s in text for s in self.subs)
-                or bool(self.prefixes and any(w.startswith(self.prefixes) for w in words)))
+                or bool(self.prefixes and self.prefixes.search(text)))
 
 
 def W(words: str, prefixes: tuple[str, ...] = (), subs: tuple[str, ...] = ()) -> Gate:  # noqa: N802
-    return Gate(frozenset(words.split()), prefixes, subs)
+    starts = re.compile(r"\b(?:" + "|".join(map(re.escape, prefixes)) + ")") if prefixes else None
+    return Gate(frozenset(words.split()), starts, subs)
 
 
 _GATES: dict[str, Gate] = {
@@ -285,12 +286,14 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\
 _LOOKALIKES = str.maketrans("аеорсхуіјѕԁһАЕОРСХІЈЅΑΕΟΡΤΙ", "aeopcxyijsdhAEOPCXIJSAEOPTI")
 _SPACED_LETTERS = re.compile(r"(?<=\b\w) (?=\w\b)")  # "i g n o r e" -> "ignore"; words stay apart at 2+ spaces
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
+# The combining marks NFKD splits off Latin letters ("é" -> "e" + U+0301); other scripts stay as they are.
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 
 def _normalise(text: str) -> str:
     if not text.isascii():  # most mail is ASCII: skip the per-character work for it
         text = unicodedata.normalize("NFKD", text.translate(_INVISIBLE).translate(_LOOKALIKES))
-        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+        text = _COMBINING.sub("", text)
     return " ".join(text.lower().split())
 
 
