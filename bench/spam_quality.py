@@ -6,7 +6,8 @@ PATH holds one sub-folder per class (default: the SpamAssassin development subse
 folders whose name starts with "spam" hold spam, every other folder holds legitimate mail. Messages are read
 one at a time, in name order, through the same decision path as the bot: parse_email, prefilter (settings from
 the config file), then the offline classifier (with the pre-filter's hint for list mail). Prints the categories
-per folder, spam recall, the share of legitimate mail called spam, and the time per message.
+per folder, spam recall, the share of legitimate mail called spam, and the time per message; --errors also lists
+every spam message missed and every legitimate one called spam, with the classifier's reasons.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path", nargs="?", default=str(DEFAULT_CORPUS))
     ap.add_argument("--config", default=str(REPO / "config.yaml"))
+    ap.add_argument("--errors", action="store_true", help="list each misjudged message with its reasons")
     args = ap.parse_args()
     root = Path(args.path).resolve()
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
@@ -55,6 +57,7 @@ def main() -> int:
     totals = {"spam": [0, 0], "ham": [0, 0]}  # [called spam, messages]
     parse_s = decide_s = 0.0
     count = 0
+    wrong: list[str] = []
     for folder in folders:
         kind = "spam" if folder.name.lower().startswith("spam") else "ham"
         per_category: Counter[str] = Counter()
@@ -64,20 +67,26 @@ def main() -> int:
             email = parse_email(raw, provider_id=path.name, thread_id=path.name, text_chars=c.text_chars)
             t1 = time.perf_counter()
             result = prefilter(email, cfg.prefilter, colleagues, cfg.company.mailbox)
+            reasons: tuple[str, ...] = (result.rule or "",)
             if result.outcome in ("skip", "category"):
                 category = result.category or result.outcome
             else:
-                category = classifier.classify(email, result if result.outcome == "hint" else None).category
+                decided = classifier.classify(email, result if result.outcome == "hint" else None)
+                category, reasons = decided.category, decided.reasons
             t2 = time.perf_counter()
             parse_s += t1 - t0
             decide_s += t2 - t1
             count += 1
             per_category[category] += 1
+            if args.errors and (category == "spam") != (kind == "spam"):
+                wrong.append(f"  {folder.name}/{path.name}: {category}; {'; '.join(reasons)}")
         n = sum(per_category.values())
         totals[kind][0] += per_category["spam"]
         totals[kind][1] += n
         shown = ", ".join(f"{cat} {k}" for cat, k in per_category.most_common())
         print(f"{folder.name:<14} {kind:<4} {n:>5} messages: {shown}")
+    if wrong:
+        print("misjudged:", *wrong, sep="\n")
     spam_hit, spam_n = totals["spam"]
     ham_hit, ham_n = totals["ham"]
     if spam_n:

@@ -25,7 +25,8 @@ def build_classifier(cfg: Config, ledger: Ledger | None) -> Classifier:
     from bot.offline import load_or_train
 
     offline = load_or_train(cfg.classify.model_path, GOLD_DIR, languages=cfg.classify.languages,
-                            default_language=cfg.classify.default_language, text_chars=cfg.classify.text_chars)
+                            default_language=cfg.classify.default_language, text_chars=cfg.classify.text_chars,
+                            own_names=(cfg.company.name,), own_domains=cfg.company.domains)
     llm = None
     if cfg.classify.llm.enabled:
         from bot.adapters.openai_llm import LlmClassifier

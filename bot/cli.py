@@ -64,10 +64,12 @@ def parse_since(text: str) -> timedelta:
 
 def cmd_run(cfg: Config, once: bool, dry_run: bool) -> int:
     from bot.bootstrap import build_services
+    from bot.learn import ModelReloader, reloading
     from bot.pipeline import Pipeline
     from bot.scheduler import run_daemon, summary
 
     stop = threading.Event()
+    reloader = ModelReloader(cfg.classify.model_path)  # before the model is read: no change slips in between
     services = build_services(cfg)
     pipeline = Pipeline(services, dry_run=dry_run, stop=stop)
     if once or dry_run:
@@ -76,7 +78,7 @@ def cmd_run(cfg: Config, once: bool, dry_run: bool) -> int:
             print(line)
         log.info("%scycle done: %s", "dry-run " if dry_run else "", summary(report))
         return 0
-    return run_daemon(pipeline.run_cycle, cfg.poll.interval_seconds, stop)
+    return run_daemon(reloading(cfg, services, pipeline.run_cycle, reloader), cfg.poll.interval_seconds, stop)
 
 
 def iter_eml(paths: Sequence[str]) -> Iterator[tuple[str, bytes | Exception]]:
@@ -129,6 +131,44 @@ def cmd_audit_search(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
+    from bot.evaluate import LIMITS, LabelError, evaluate, missed, render
+
+    try:
+        report = evaluate(cfg, Path(args.path), args.split)
+    except (LabelError, OSError) as exc:
+        print(f"eval: {exc}", file=sys.stderr)
+        return 2
+    failures = missed(report, {option: getattr(args, option) for option in LIMITS})
+    print(json.dumps(report.to_dict() | {"missed": failures}, ensure_ascii=False) if args.json else render(report))
+    for failure in failures:
+        print(f"threshold missed: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_stats(cfg: Config, args: argparse.Namespace) -> int:
+    from bot.stats import collect, render
+
+    path = cfg.state_dir / "ledger.sqlite3"
+    if not path.exists():
+        print("no decisions recorded yet")
+        return 0
+    stats = collect(Ledger(path), iso(now_utc() - args.since) if args.since else "")
+    print(json.dumps(stats, ensure_ascii=False) if args.json else render(stats))
+    return 0
+
+
+def cmd_learn(cfg: Config, args: argparse.Namespace) -> int:
+    from bot.bootstrap import build_mail, build_sinks, open_ledger
+    from bot.learn import learn, render
+
+    ledger = open_ledger(cfg)
+    audit, _, _ = build_sinks(cfg)
+    result = learn(cfg, ledger, build_mail(cfg, ledger), audit, force=args.force)
+    print(render(result))
+    return 0 if result.saved or not result.used else 1
+
+
 def print_table(rows: list[dict[str, Any]], cols: list[str], width: int = 40) -> None:
     def cell(v: Any) -> str:
         text = " ".join(str(v).split())
@@ -142,6 +182,8 @@ def print_table(rows: list[dict[str, Any]], cols: list[str], width: int = 40) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bot.evaluate import LIMITS
+
     p = argparse.ArgumentParser(prog="run.py", description="Shared-inbox triage bot.")
     p.add_argument("--config", default="config.yaml", help="the YAML config (default: config.yaml)")
     p.add_argument("--once", action="store_true", help="run one cycle and exit")
@@ -158,6 +200,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--assignee")
     s.add_argument("--since", type=parse_since, help="e.g. 7d, 12h")
     s.add_argument("--text", help="subject, body, sender or company contains")
+    e = sub.add_parser("eval", help="triage quality on a labelled folder of .eml (labels.jsonl or labels.csv)")
+    e.add_argument("path")
+    e.add_argument("--json", action="store_true", help="one JSON object")
+    e.add_argument("--split", choices=["test", "train", "all"],
+                   help="labelled split to score (default: test for the bundled gold set, else all)")
+    for option, (_, kind) in LIMITS.items():  # --min-accuracy X, --max-destructive N, ...
+        e.add_argument("--" + option.replace("_", "-"), type=float, metavar="X",
+                       help=f"exit 1 when the figure is {'below' if kind == 'min' else 'above'} X")
+    st = sub.add_parser("stats", help="what the bot did: categories, classifiers, LLM cost, corrections, backlog")
+    st.add_argument("--since", type=parse_since, help="e.g. 7d, 12h (default: everything)")
+    st.add_argument("--json", action="store_true", help="one JSON object")
+    le = sub.add_parser("learn", help="retrain the offline classifier with the corrections people made")
+    le.add_argument("--force", action="store_true", help="save the new model even if it scores worse")
     au = sub.add_parser("auth", help="authorize a service once")
     au.add_argument("service", choices=["gmail"])
     return p
@@ -180,6 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_classify(cfg, args.paths)
         if args.command == "audit":
             return cmd_audit_search(cfg, args)
+        if args.command == "eval":
+            return cmd_eval(cfg, args)
+        if args.command == "stats":
+            return cmd_stats(cfg, args)
+        if args.command == "learn":
+            return cmd_learn(cfg, args)
         if args.command == "auth":
             from bot.adapters.gmail_auth import run_oauth_flow
             from bot.bootstrap import google_scopes

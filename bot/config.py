@@ -484,7 +484,7 @@ def _classify(r: Reader) -> ClassifyConfig:
         threshold=r.number("threshold", 0.7, minimum=0, maximum=1),
         text_chars=r.integer("text_chars", 1500, minimum=100, maximum=100_000),
         default_language=r.string("default_language", "en"),
-        languages=r.str_list("languages", ["en", "de", "fr", "es", "it", "pt"], _LANG_RE, "an ISO 639-1 code"),
+        languages=r.str_list("languages", ["en", "de", "fr", "es", "it", "pt", "nl"], _LANG_RE, "an ISO 639-1 code"),
         model_path=r.path_value("model_path", "state/model.json"),
         llm=_llm(llm_r),
     )

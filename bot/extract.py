@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -22,7 +23,7 @@ seznam.cz wp.pl o2.pl onet.pl qq.com 163.com fastmail.com hushmail.com tutanota.
 _FREE_MAIL_FAMILIES = ("yahoo", "ymail", "hotmail", "outlook", "live", "yandex", "gmx")
 
 _AUTOMATED_LOCAL = re.compile(
-    r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer(?:-daemon)?|wordpress|web[-_.]?form|forms?|contact[-_.]?form"
+    r"no[-_.]?reply|do[-_.]?not[-_.]?reply|^(?:mailer(?:-daemon)?|wordpress|web[-_.]?form|forms?|contact[-_.]?form"
     r"|website|notifications?|bounces?)(?:[-_.+].*)?$")
 _FORM_SERVICES = frozenset({"typeform.com", "jotform.com", "wufoo.com", "formstack.com", "formspree.io"})
 
@@ -36,7 +37,7 @@ _NOT_A_PERSON = frozenset(
     """
 team info sales support service services office newsletter noreply no-reply admin administrator customer customers
 kundenservice kundendienst vertrieb einkauf marketing billing accounting buchhaltung hr jobs karriere careers webmaster
-shop store contact kontakt gmbh ag ltd inc llc sa sarl srl spa bv the der die das via mailer daemon notification
+shop store contact kontakt gmbh ag ltd inc llc sa sarl srl spa bv plc the via mailer daemon notification
 notifications alert alerts website web form formular purchasing procurement department abteilung club news update
 updates account accounts order orders payment payments invoice invoices rechnung helpdesk desk reply
 kreditorenbuchhaltung rechnungseingang debitorenbuchhaltung finanzbuchhaltung verwaltung technik instandhaltung
@@ -46,11 +47,13 @@ acquisti amministrazione contabilità contabilita fatturazione manutenzione uffi
 financeiro contabilidade faturamento manutenção manutencao administração administracao
 inkoop administratie crediteurenadministratie boekhouding onderhoud afdeling
 finance engineering manager engineer production sourcing operations logistics warehouse plant
-camping hotel restaurant domaine quinta bodega bodegas cantina weingut brauerei cooperativa
+camping hotel restaurant domaine quinta bodega bodegas cantina weingut brauerei cooperativa board portal
+mills foods paper water chemicals chemie industries group gruppe systems solutions technologies pumps werke
+stadtwerke gesellschaft university universität université universidad università hospital klinikum
 """.split()  # noqa: SIM905 - a word list reads better as text
 )
 _TITLE = re.compile(r"^(?:(?:dr|prof|dipl\.?-ing|dipl|ing|mag|dott|dott\.ssa|sr|sra|srta|mr|mrs|ms|mme|mlle|m|eng"
-                    r"|lic|ir|drs)(?:\.\s*|\s+)(?:\((?:fh|th|tu)\)\s*)?)+", re.I)
+                    r"|lic|ir|drs|i\.\s?a|i\.\s?v|pp|p\.\s?p)(?:\.\s*|\s+)(?:\((?:fh|th|tu)\)\s*)?)+", re.I)
 _DEGREES = re.compile(r"(?:,?\s+(?:ceng|mimeche|meng|msc|bsc|phd|mba|pe|dipl\.-ing\.|b\.eng|m\.eng|dr\.?))+\s*$", re.I)
 _PARTICLES = frozenset({"von", "van", "de", "da", "di", "del", "der", "den", "la", "le", "dos", "das", "du", "zu", "y"})
 
@@ -66,9 +69,19 @@ _CLOSING = re.compile(
     r"|muchas\s+gracias|obrigad[oa]|grat[oa]s|danke(?:\s+schön)?|vielen\s+dank|bedankt|ta|thx)\b[\s,.!]*(?P<rest>.*)$",
     re.IGNORECASE)
 
-_LEGAL_FORM = (r"(?:GmbH(?:[ \t]*&[ \t]*Co\.?[ \t]*KG)?|gGmbH|AG|KGaA|KG|OHG|UG|e\.[ \t]?K\.|Ltd\.?|Limited|LLC|Inc\.?"
+_LEGAL_FORM = (r"(?:(?:Pvt\.?[ \t]*)?Ltd\.?|GmbH(?:[ \t]*&[ \t]*Co\.?[ \t]*KG)?|gGmbH|AG|KGaA|KG|OHG|UG|e\.[ \t]?K\."
+               r"|Limited|LLC|Inc\.?"
                r"|Corp\.?|Corporation|plc|PLC|LLP|S\.A\.S\.?|SAS|SARL|S\.A\.R\.L\.|EURL|S\.A\.|SA|S\.L\.U?\.?|SLU|SL"
                r"|S\.p\.A\.?|SpA|S\.r\.l\.?|Srl|SRL|Lda\.?|Ltda\.?|B\.V\.|BV|N\.V\.|NV|Oy|AB|A/S|ApS|SE)")
+_ORGANISATION_WORDS = frozenset(
+    """
+domaine quinta bodega bodegas cantina weingut brauerei brasserie cooperativa cooperative genossenschaft camping hotel
+fontaneria kwekerij autolavaggio caseificio consorzio fromagerie laiterie gartnerei gaertnerei landwirtschaft ferme
+granja azienda agricola
+""".split()  # noqa: SIM905
+)
+_SEGMENT_SPLIT = re.compile(r"\n|\s[|·•–—-]\s|[|·•–—]|,\s")
+_LEGAL_TAIL = re.compile(r"[,\s]+" + _LEGAL_FORM + r"\s*$")
 _COMPANY_RE = re.compile(
     r"(?<![\w&])((?:[A-ZÀ-ÖØ-Þ0-9][\w&'.\-]*[ \t]+(?:(?:und|and|&|et|y|e|für|for|de|di)[ \t]+)?){0,4}"
     r"[A-ZÀ-ÖØ-Þ][\w&'\-]*)[ \t]+(" + _LEGAL_FORM + r")(?![\w])")
@@ -85,6 +98,10 @@ _COMPANY_KEYS = frozenset({"company", "company name", "organisation", "organizat
                            "société", "societe", "entreprise", "empresa", "azienda", "società"})
 _NAME_KEYS = frozenset({"name", "full name", "your name", "nom", "nombre", "nome"})
 _ADDRESS_RE = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
+FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|wg|tr|rv|enc|i|doorst)\s*:", re.I)
+# The header block a mail client writes above a forwarded message: "From: Name <address>" in some language.
+_FORWARDED_FROM = re.compile(r"^[ \t>]*(?:from|von|de|da|van|remetente|od)[ \t]*:[ \t]*\"?([^\"<\n]{2,80}?)\"?[ \t]*"
+                             r"<([\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+)>", re.I | re.M)
 
 _RFQ_INTENT = re.compile(
     r"\b(?:rfq|request\s+for\s+(?:a\s+)?(?:quotation|quote|proposal)|quotation|quote|price\s+offer|offer|tender"
@@ -127,7 +144,7 @@ def is_free_mail(domain: str) -> bool:
 def is_automated_sender(addr: str) -> bool:
     """A no-reply or web-form address: the person is in Reply-To or in the form fields, not in From."""
     local, _, domain = addr.lower().partition("@")
-    return bool(_AUTOMATED_LOCAL.match(local)) or domain in _FORM_SERVICES
+    return bool(_AUTOMATED_LOCAL.search(local)) or domain in _FORM_SERVICES
 
 
 def _form_fields(text: str) -> dict[str, str]:
@@ -138,8 +155,29 @@ def _form_fields(text: str) -> dict[str, str]:
     return found
 
 
+def _reply_to_person(email: Email) -> str | None:
+    """The person named in Reply-To when From names none (web forms, job boards, procurement portals)."""
+    if not email.reply_to or person_like(email.from_name) and not is_automated_sender(email.from_addr):
+        return None
+    return person_like(parseaddr(email.headers.get("reply-to", ""))[0])
+
+
+def forwarded_sender(email: Email, own_domains: Iterable[str] = ()) -> tuple[str | None, str] | None:
+    """Name and address of the author of a forwarded message (a colleague passing on a request), if stated."""
+    if not FORWARD_SUBJECT.match(email.subject):
+        return None
+    own = {d.lower() for d in own_domains}
+    for m in _FORWARDED_FROM.finditer(f"{email.body}\n{email.quoted}"):
+        addr = m.group(2).lower()
+        if addr != email.from_addr and domain_of(addr) not in own:
+            return person_like(m.group(1)), addr
+    return None
+
+
 def person_email(email: Email) -> str | None:
-    """The address to answer: From, or for web-form/no-reply senders Reply-To or the form's e-mail field."""
+    """The address to answer: From, or Reply-To / the form's e-mail field for forms, portals and no-reply senders."""
+    if email.reply_to and not is_automated_sender(email.reply_to) and _reply_to_person(email):
+        return email.reply_to
     if email.from_addr and not is_automated_sender(email.from_addr):
         return email.from_addr
     if email.reply_to and not is_automated_sender(email.reply_to):
@@ -201,24 +239,32 @@ def _closing_name(text: str) -> str | None:
     return None
 
 
+def _signature_name(text: str) -> str | None:
+    """A name line directly above a role, company or phone line at the end of a message without a closing."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()][-6:]
+    for line in lines[:-1]:
+        name = person_like(line)
+        if name:
+            return name
+    return None
+
+
 def person_name(email: Email) -> str | None:
-    """The sender's name from the From display name, a form field, or the closing of the message."""
+    """The sender's name from the From display name, Reply-To, a form field, or the end of the message."""
     tail = f"{email.body[-600:]}\n{email.signature}"
     if not is_automated_sender(email.from_addr):
         name = person_like(email.from_name)
         if name:
             return _as_written(name, tail)
-    else:
-        reply_name = parseaddr(email.headers.get("reply-to", ""))[0]
-        name = person_like(reply_name) if reply_name else None
-        if name:
-            return name
+    name = _reply_to_person(email)
+    if name:
+        return name
     for key, value in _form_fields(email.body).items():
         if key in _NAME_KEYS:
             name = person_like(value)
             if name:
                 return name
-    return _closing_name(tail) or _closing_name(email.signature)
+    return _closing_name(tail) or _closing_name(email.signature) or _signature_name(tail)
 
 
 def _key(name: str) -> str:
@@ -235,16 +281,75 @@ def company_in_text(text: str, exclude: Iterable[str] = ()) -> str | None:
     """A company named with its legal form ("Brauerei Müller GmbH") or a form field; not one of `exclude`."""
     excluded = {_key(e) for e in exclude if e}
     for key, value in _form_fields(text).items():
-        if key in _COMPANY_KEYS and _key(value) and _key(value) not in excluded:
-            return value.strip(" .,;")
+        name = _LEGAL_TAIL.sub("", value).strip(" .,;")
+        if key in _COMPANY_KEYS and _key(name) and _key(name) not in excluded:
+            return name
     for m in _COMPANY_RE.finditer(text):
         words = _strip_noise(m.group(1).split())
         if not words:
             continue
-        name = " ".join(words + [m.group(2)])
-        base = _key(" ".join(words))
-        if base and not any(base in e or e in _key(name) for e in excluded):
-            return name
+        name = " ".join(words)
+        base = _key(name)
+        if base and not any(base in e or e in base for e in excluded):
+            return name  # without the legal form: "Brauerei Müller", as people and CRMs name companies
+    return None
+
+
+def _fold(word: str) -> str:
+    """Lower case, umlauts and accents folded alike: "Gäu", "Gaeu" and "Gau" all become "gau"."""
+    ascii_form = unicodedata.normalize("NFKD", word.lower()).encode("ascii", "ignore").decode()
+    return ascii_form.replace("ae", "a").replace("oe", "o").replace("ue", "u")
+
+
+def _covers(labels: list[str], words: list[str]) -> bool:
+    """The domain labels appear in order in the words: as word starts ("chem" -> "Chemicals"), run together
+    ("lastlight" -> "Last Light"), inside one word ("tuinbouw", "coop" -> "Tuinbouwcooperatie") or as initials
+    ("wt" -> "Water Treatment")."""
+    joined = "".join(words)
+    starts = [0]
+    for w in words:
+        starts.append(starts[-1] + len(w))
+    cursor = 0
+    for label in labels:
+        for k, p in enumerate(starts[:-1]):
+            if p < cursor:
+                continue
+            if joined.startswith(label, p):
+                cursor = p + len(label)
+                break
+            if len(label) >= 2 and "".join(w[0] for w in words[k:k + len(label)]) == label:
+                cursor = starts[min(k + len(label), len(words))]
+                break
+        else:
+            if not (cursor and joined.startswith(label, cursor)):
+                return False
+            cursor += len(label)
+    return True
+
+
+def company_near_domain(text: str, domain: str, person: str | None = None) -> str | None:
+    """The company as written in the signature when it matches the sender's domain: for "minera-atacama.example"
+    the line "Compañía Minera Atacama", for "ingenieria-hidrus.example" the line "Hidrus Ingeniería"."""
+    labels = [f for f in (_fold(w) for w in re.split(r"[-_]+", registrable_label(domain))) if f]
+    if not labels:
+        return None
+    for segment in _SEGMENT_SPLIT.split(text):
+        words = segment.strip(" .,;:()").split()
+        if not 1 <= len(words) <= 8 or not words[0][:1].isupper() or any(c in segment for c in "@:/0123456789"):
+            continue
+        folded = [f for f in map(_fold, words) if f and f not in _PARTICLES]
+        if _covers(labels, folded) or (len(labels) > 1 and _covers(labels[::-1], folded)):
+            name = _LEGAL_TAIL.sub("", " ".join(words)).strip(" ,")
+            if name and _key(name) != _key(person or ""):
+                return name
+    return None
+
+
+def _organisation_name(display: str) -> str | None:
+    """A free-mail display name that names an organisation ("Domaine des Trois Chenes"), not a person or role."""
+    words = display.strip(" \"'").split()
+    if 2 <= len(words) <= 6 and not person_like(display) and any(_fold(w) in _ORGANISATION_WORDS for w in words):
+        return " ".join(words)
     return None
 
 
@@ -276,15 +381,22 @@ def technical_rfq(text: str) -> bool:
 
 def extract_fields(email: Email, own_names: Iterable[str] = (), own_domains: Iterable[str] = ()) -> Fields:
     """Person, address and company of the sender, plus whether the message is a technical RFQ."""
-    address = person_email(email)
+    forwarded = forwarded_sender(email, own_domains)
+    address = forwarded[1] if forwarded else person_email(email)
+    name = forwarded[0] if forwarded and forwarded[0] else person_name(email)
     domain = domain_of(address or "")
     own = {d.lower() for d in own_domains}
     if domain in own:
         domain = ""
     exclude = list(own_names) + [company_from_domain(d) or "" for d in own]
-    company = company_in_text(f"{email.signature}\n{email.body}", exclude) or company_from_domain(domain)
+    company = company_in_text(f"{email.signature}\n{email.body}", exclude)
+    if domain and not is_free_mail(domain):
+        near = company_near_domain(f"{email.signature}\n{email.body[-800:]}\n{email.from_name}", domain, name)
+        company = near or company or company_from_domain(domain)
+    elif not company:
+        company = _organisation_name(email.from_name)
     return Fields(
-        person_name=person_name(email),
+        person_name=name,
         person_email=address,
         company=company,
         company_domain=domain if domain and not is_free_mail(domain) else None,

@@ -22,30 +22,33 @@ _WORDS: dict[str, str] = {
     "en": "the and of to is are was were be been have has had this that these those with for from you your "
     "we our us they their it its not but would could should will can please thanks thank regards dear "
     "hello hi which what when where who how there here about any some all an if or as by at on do does "
-    "did just also only very more me in need looking forward attached find let know best kind sincerely",
+    "did just also only very more me in need looking forward attached find let know best kind sincerely"
+    " order delivery price request quote",
     "de": "der die das und ist sind war nicht mit für von zu zum zur den dem des ein eine einen einem einer "
     "ich sie wir ihr ihre ihnen uns unser unsere bitte danke vielen dank sehr geehrte geehrter damen herren "
     "grüße gruß freundlichen hallo auch auf aus bei wie was wenn oder aber noch nach über können könnten "
-    "würden haben hat wird werden mir mich sich im am es dass ob gerne anbei beste liebe",
+    "würden haben hat wird werden mir mich sich im am es dass ob gerne anbei beste liebe bestellung lieferung"
+    " preis angebot",
     "fr": "le la les et est sont un une de des du au aux pour avec dans sur par pas ne nous vous votre vos notre nos "
     "je il elle ils qui que quoi mais ou où être avoir merci bonjour madame monsieur cordialement "
     "salutations bien ce cette ces mon ma mes son sa ses leur très plus comme si peut pouvez serait "
-    "souhaitons souhaite veuillez ci-joint",
+    "souhaitons souhaite veuillez ci-joint commande livraison devis prix été était",
     "es": "el la los las y es son un una unos de unas del al para con en por no nos su sus nuestro nuestra que qué "
     "como pero o muy más gracias hola señor señora estimado estimada saludos atentamente cordiales "
     "está están estamos este esta estos estas ser hay le les lo me mi mis usted ustedes quisiera "
-    "podrían adjunto también",
+    "podrían adjunto también pedido entrega precio presupuesto",
     "it": "il lo la gli le e è sono un una uno del della dei delle per con in su da di non che come ma o "
     "molto più grazie buongiorno salve gentile gentili egregio cordiali saluti distinti siamo ci vi "
     "nostro nostra vostro vostra questo questa anche alla allo al nel nella mi ti si ho ha abbiamo "
-    "potreste vorremmo allegato",
+    "potreste vorremmo allegato ordine consegna prezzo preventivo",
     "pt": "o a os as e é são um uma uns umas do da dos das para com em no na nos nas por não que como mas ou "
     "muito mais obrigado obrigada olá prezado prezada prezados senhor senhora atenciosamente "
     "cumprimentos está estão estamos este esta isso seu sua seus suas nosso nossa você vocês gostaria "
-    "poderiam anexo também",
+    "poderiam anexo também em sem até estou bom dia pela pelo são foi podem nós ao à às aos mais encomenda preço "
+    "orçamento abraço férias",
     "nl": "de het een en is zijn was niet met voor van naar op in aan bij dat die deze dit wij we ik u uw jullie "
     "ons onze graag bedankt dank hartelijk groet groeten vriendelijke geachte heer mevrouw ook maar "
-    "of als wat hoe kunnen zou zouden wordt worden er nog al bijgevoegd",
+    "of als wat hoe kunnen zou zouden wordt worden er nog al bijgevoegd bestelling levering prijs",
 }
 
 _WORD_WEIGHTS: dict[str, dict[str, float]] = {}
@@ -58,12 +61,13 @@ for _w, _langs in _WORD_WEIGHTS.items():
 
 # Letters that appear in (almost) only one of the languages.
 _CHAR_CUES: dict[str, str] = {"ß": "de", "ä": "de", "ö": "de", "ü": "de", "ñ": "es", "¿": "es", "¡": "es",
-                              "ã": "pt", "õ": "pt", "œ": "fr", "ù": "fr", "ò": "it", "ì": "it"}
+                              "ã": "pt", "õ": "pt", "ç": "pt", "œ": "fr", "ù": "fr", "ò": "it", "ì": "it"}
 _CHAR_WEIGHT = 0.5
 _CHAR_CAP = 2.0  # a name like "Müller" in an English mail must not outvote its words
 
 _TOKEN_RE = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)?")
 _SCAN_CHARS = 800  # the opening of a mail decides its language; reading further only costs time
+_OPENING_CHARS = 300
 _SURE_HITS = 3.0  # scorer hits needed (with a clear lead) to decide without a second opinion
 _MIN_HITS = 2.0  # fewer hits than this is too little text to judge at all
 _LANGDETECT_MIN_LETTERS = 40  # below this langdetect guesses ("Danke!" -> da)
@@ -104,15 +108,18 @@ def detect_language(text: str, allowed: Sequence[str]) -> tuple[str | None, floa
     """The language of `text` among `allowed` (ISO 639-1) and a confidence; None when unsure."""
     sample = text[:_SCAN_CHARS]
     scores = _scores(sample)
+    # The opening counts twice: a reply or forward continues in the language of the thread below it.
+    for lang, score in _scores(text[:_OPENING_CHARS]).items():
+        scores[lang] = scores.get(lang, 0.0) + score
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     best, s1 = ranked[0] if ranked else ("", 0.0)
     s2 = ranked[1][1] if len(ranked) > 1 else 0.0
     confidence = round(s1 / (s1 + s2 + 1.0), 3)
-    if s1 >= _SURE_HITS and s1 >= 2.0 * s2:
+    if s1 >= _SURE_HITS and (s1 >= 2.0 * s2 or (s1 >= 4 * _SURE_HITS and s1 >= 1.5 * s2)):
         # The scorer is clear; a language the bot does not expect counts as unsure, not as the runner-up.
         return (best, confidence) if best in allowed else (None, confidence)
     letters = sum(1 for ch in sample if ch.isalpha())
-    if letters < _LANGDETECT_MIN_LETTERS or s1 < _MIN_HITS:
+    if letters < _LANGDETECT_MIN_LETTERS or s1 < _MIN_HITS:  # (opening hits count twice)
         return None, confidence
     return _langdetect(sample, allowed)
 

@@ -2,7 +2,8 @@
 
 Per message: parse -> pre-filter -> classify -> (thread check) -> decide and commit in one ledger transaction
 (decision, effects, round-robin turn, outbox items) -> apply mail effects (draft, labels + archive), each marked
-done as it completes. After the messages: scheduled trash, then the outbox (CRM, notifications, audit rows).
+done as it completes (a provider with modify_many() gets the label changes of the whole cycle at its end,
+grouped). After the messages: scheduled trash, then the outbox (CRM, notifications, audit rows).
 One message failing never stops the others; it is retried next cycle and goes to review after max_attempts.
 """
 
@@ -10,26 +11,39 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from bot.config import Config
+from bot.corrections import CorrectionCheck
 from bot.decide import decide, describe_actions, prefilter_classification, review_decision
+from bot.faults import crash_point
+from bot.language import detect_language
 from bot.mime import parse_email
 from bot.models import Classification, Decision, Email, MessageRef, PrefilterResult
-from bot.ports import AuditSink, AuthError, Classifier, Crm, MailProvider, Notifier, ThreadMessage
+from bot.ports import AuditSink, AuthError, Classifier, Crm, MailProvider, Notifier, SinkUnavailable, ThreadMessage
 from bot.prefilter import prefilter
 from bot.records import audit_row, crm_payload, message_record, notify_payload
 from bot.replies import build_reply
-from bot.state import Ledger, MessageRow, StateError, iso, now_utc
+from bot.state import Effect, Ledger, MessageRow, StateError, iso, now_utc
 
 log = logging.getLogger("bot.pipeline")
 
 OUTBOX_BATCH = 200
+LABEL_BATCH = 1000  # deferred label changes applied at once at most (Gmail's batchModify takes 1,000 ids)
+
+
+@runtime_checkable
+class BulkLabels(Protocol):
+    """A mail provider that makes one label change on many messages in one call (Gmail: messages.batchModify)."""
+
+    def modify_many(self, provider_ids: Sequence[str], add: Sequence[str], archive: bool) -> Mapping[str, Exception]:
+        """modify(id, add, [], archive) for every id; returns the error of each message left unchanged."""
+        ...
 
 
 @dataclass
@@ -77,6 +91,9 @@ class Pipeline:
         self.dry_run = dry_run
         self.stop = stop or threading.Event()
         self._labels_ready = False
+        self._corrections = CorrectionCheck()  # every CHECK_EVERY cycles: labels people changed, sheet column
+        self._secrets = [x for x in (self.cfg.classify.llm.api_key, self.cfg.notify.slack.token,
+                                     self.cfg.crm.hubspot.token) if x and len(x) >= 6]
 
     # ------------------------------------------------------------ deciding
 
@@ -85,7 +102,10 @@ class Pipeline:
         cfg = self.cfg
         pre = prefilter(email, cfg.prefilter, frozenset(cfg.routing.colleagues), cfg.company.mailbox)
         if pre.outcome in ("skip", "category"):
-            c = prefilter_classification(pre)
+            # No classifier runs, but the audit record and any reply still want the language.
+            language, _ = detect_language(f"{email.subject}\n{email.body[:cfg.classify.text_chars]}",
+                                          cfg.classify.languages)
+            c = replace(prefilter_classification(pre), language=language)
         else:
             c = self.s.classifier.classify(email, pre if pre.outcome == "hint" else None)
         if email.defects and not email.body.strip() and not email.subject.strip():
@@ -134,7 +154,8 @@ class Pipeline:
 
     # ------------------------------------------------------------ one message
 
-    def process(self, ref: MessageRef, raw: bytes | Exception, report: CycleReport) -> None:
+    def process(self, ref: MessageRef, raw: bytes | Exception, report: CycleReport,
+                labels_later: list[tuple[MessageRef, Effect]] | None = None) -> None:
         led = self.s.ledger
         try:
             if isinstance(raw, Exception):
@@ -148,6 +169,7 @@ class Pipeline:
                 return snapshot
 
             pre, c = self.classify(email)
+            crash_point("after_classify")
             with led.transaction(rollback=self.dry_run):
                 ev = self.evaluate(email, pre, c, thread)
                 if self.dry_run:
@@ -156,7 +178,8 @@ class Pipeline:
                     self._commit(ref, ev)
             report.categories[ev.decision.category] = report.categories.get(ev.decision.category, 0) + 1
             if not self.dry_run:
-                self.apply(ref.provider_id, ref.thread_id, snapshot)
+                crash_point("after_commit")
+                self.apply(ref.provider_id, ref.thread_id, snapshot, labels_later)
             report.processed += 1
         except (AuthError, StateError):
             raise
@@ -164,8 +187,16 @@ class Pipeline:
             report.failed += 1
             self._record_failure(ref, exc)
 
+    def _error_text(self, exc: Exception) -> str:
+        """An error as the ledger and the audit rows keep it. Some services echo the credential they were sent
+        in their error message; the log masks it, and so must everything written to disk or to a sink."""
+        text = f"{type(exc).__name__}: {exc}"
+        for secret in self._secrets:
+            text = text.replace(secret, "[secret]")
+        return text
+
     def _record_failure(self, ref: MessageRef, exc: Exception) -> None:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        error = self._error_text(exc)[:500]
         log.warning("message %s failed: %s", ref.provider_id, error, exc_info=not isinstance(exc, OSError))
         if self.dry_run:
             return
@@ -196,6 +227,7 @@ class Pipeline:
             else:
                 led.update_record(ref.provider_id, error=error, decision=row.record.get("decision"),
                                   actions=describe_actions(d))
+                led.mark_review(ref.provider_id)  # the audit row must say "review", as the mailbox label does
             led.add_effect(ref.provider_id, "modify", {"add": list(d.labels), "archive": False})
             led.set_status(ref.provider_id, "decided", error)
         try:
@@ -205,8 +237,13 @@ class Pipeline:
 
     # ------------------------------------------------------------ effects
 
-    def apply(self, provider_id: str, thread_id: str, snapshot: list[ThreadMessage] | None) -> None:
-        """Run the pending mail effects of one message in order; each is marked done as it completes."""
+    def apply(self, provider_id: str, thread_id: str, snapshot: list[ThreadMessage] | None,
+              labels_later: list[tuple[MessageRef, Effect]] | None = None) -> None:
+        """Run the pending mail effects of one message in order; each is marked done as it completes.
+
+        With `labels_later`, the label change (always the last of them) is queued there instead, for
+        apply_labels() to make together with the other messages' changes.
+        """
         led, mail = self.s.ledger, self.s.mail
         for eff in led.effects(provider_id, "pending"):
             if eff.kind == "draft":
@@ -216,12 +253,45 @@ class Pipeline:
                             if m.is_draft and m.source_id == source]
                 draft_id = existing[0].provider_id if existing else mail.create_draft(
                     eff.payload["raw"].encode("utf-8"), thread_id)
+                crash_point("after_draft")
                 led.finish_effect(eff.id, draft_id)
+            elif eff.kind == "modify" and labels_later is not None:
+                labels_later.append((MessageRef(provider_id, thread_id), eff))
+                return
             elif eff.kind == "modify":
                 mail.modify(provider_id, eff.payload["add"], [], eff.payload["archive"])
+                crash_point("after_modify")
                 led.finish_effect(eff.id)
         if not any(e.kind != "trash" for e in led.effects(provider_id, "pending")):
             led.set_status(provider_id, "done")
+
+    def apply_labels(self, queued: list[tuple[MessageRef, Effect]], report: CycleReport) -> None:
+        """The queued label changes, one modify_many() per distinct change; a message whose change failed is
+        retried like any failed message (its decision and draft are kept)."""
+        led, mail = self.s.ledger, self.s.mail
+        assert isinstance(mail, BulkLabels)
+        groups: dict[tuple[tuple[str, ...], bool], list[tuple[MessageRef, Effect]]] = {}
+        for ref, eff in queued:
+            groups.setdefault((tuple(eff.payload["add"]), bool(eff.payload["archive"])), []).append((ref, eff))
+        queued.clear()
+        for (add, archive), items in groups.items():
+            try:
+                errors = mail.modify_many([ref.provider_id for ref, _ in items], add, archive)
+            except (AuthError, StateError):
+                raise
+            except Exception as exc:
+                errors = {ref.provider_id: exc for ref, _ in items}
+            crash_point("after_modify")
+            with led.transaction():
+                for ref, eff in items:
+                    if ref.provider_id not in errors:
+                        led.finish_effect(eff.id)
+                        if not any(e.kind != "trash" for e in led.effects(ref.provider_id, "pending")):
+                            led.set_status(ref.provider_id, "done")
+            for ref, _ in items:
+                if ref.provider_id in errors:
+                    report.processed, report.failed = report.processed - 1, report.failed + 1
+                    self._record_failure(ref, errors[ref.provider_id])
 
     def trash_due(self, report: CycleReport) -> None:
         led = self.s.ledger
@@ -235,6 +305,7 @@ class Pipeline:
             except Exception as exc:
                 log.warning("trashing %d messages failed, retrying next cycle: %s", len(chunk), exc)
                 return
+            crash_point("after_trash")
             with led.transaction():
                 for e in chunk:
                     led.finish_effect(e.id, "trashed")
@@ -261,9 +332,10 @@ class Pipeline:
                 try:
                     sink.write(rows, any(i.attempts > 0 for i in items))
                 except Exception as exc:
-                    led.outbox_failed(ids, f"{type(exc).__name__}: {exc}")
+                    led.outbox_failed(ids, self._error_text(exc))
                     log.warning("%s unavailable, %d rows stay queued: %s", name, len(ids), exc)
                     break
+                crash_point("after_audit_write")
                 led.outbox_done(ids, "written")
                 report.delivered[name] = report.delivered.get(name, 0) + len(ids)
 
@@ -279,9 +351,16 @@ class Pipeline:
             try:
                 result = send(row, item.attempts > 0)
             except Exception as exc:
-                led.outbox_failed([item.id], f"{type(exc).__name__}: {exc}")
-                log.warning("%s unavailable, its queue waits for the next cycle: %s", name, exc)
-                return  # keep the order: nothing after a failed item goes out before it
+                error = self._error_text(exc)
+                if isinstance(exc, SinkUnavailable) or item.attempts + 1 < self.cfg.poll.max_attempts:
+                    led.outbox_failed([item.id], error)
+                    log.warning("%s unavailable, its queue waits for the next cycle: %s", name, exc)
+                    return  # keep the order: nothing after a failed item goes out before it
+                # Not an outage: this one item fails every time (a lead without an address...). Waiting on it
+                # would hold up every later lead for good; it ends recorded as failed, with the reason.
+                led.outbox_done([item.id], f"failed: {error}"[:500])
+                log.error("%s: gave up on %s after %d attempts: %s", name, item.provider_id, item.attempts + 1, error)
+                continue
             led.outbox_done([item.id], str(result))
             report.delivered[name] = report.delivered.get(name, 0) + 1
 
@@ -307,16 +386,25 @@ class Pipeline:
         listed_ids = {r.provider_id for r in todo}
         todo += [MessageRef(pid, tid) for pid, tid, _ in led.failed_messages(cfg.poll.max_attempts)
                  if pid not in listed_ids]
+        # A provider that can label many messages in one call gets the cycle's label changes at the end, grouped
+        # (Gmail: a few batchModify calls instead of 5 units per message). Until then they wait in the ledger as
+        # pending effects, so a crash meanwhile only means they are made on resume.
+        later: list[tuple[MessageRef, Effect]] | None = [] if isinstance(mail, BulkLabels) else None
         with led.transaction(rollback=True) if self.dry_run else nullcontext():
             for ref, raw in mail.fetch(todo):
                 if self.stop.is_set():
                     report.stopped_early = True
                     break
-                self.process(ref, raw, report)
+                self.process(ref, raw, report, later)
+                if later and len(later) >= LABEL_BATCH:
+                    self.apply_labels(later, report)
         if self.dry_run:
             return report
+        if later:
+            self.apply_labels(later, report)
         if not report.stopped_early:
             mail.checkpoint()  # every listed message is now decided or recorded as failed
+        self._corrections.tick(led, mail, cfg.labels, self.s.audit_sinks, cfg.classify.text_chars)  # before trash
         self.trash_due(report)
         self.deliver(report)
         return report
@@ -331,11 +419,15 @@ class Pipeline:
 
 
 def _upsert(crm: Crm, row: MessageRow, retry: bool) -> str:
-    return crm.upsert_lead(crm_payload(row), retry)
+    result = crm.upsert_lead(crm_payload(row), retry)
+    crash_point("after_crm")
+    return result
 
 
 def _notify(notifier: Notifier, ledger: Ledger, row: MessageRow, retry: bool) -> str:
-    return notifier.notify(notify_payload(ledger, row), retry)
+    result = notifier.notify(notify_payload(ledger, row), retry)
+    crash_point("after_notify")
+    return result
 
 
 def classify_files(cfg: Config, items: Iterable[tuple[str, bytes | Exception]]) -> Iterator[dict[str, Any]]:
@@ -365,4 +457,5 @@ def classify_files(cfg: Config, items: Iterable[tuple[str, bytes | Exception]]) 
             "person_name": c.person_name, "person_email": c.person_email, "company": c.company,
             "technical_rfq": c.technical_rfq, "summary": c.summary,
             "llm_calls": c.usage.calls, "llm_tokens": c.usage.prompt_tokens + c.usage.completion_tokens,
+            "llm_input_tokens": c.usage.prompt_tokens,
         }

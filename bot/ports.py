@@ -71,6 +71,14 @@ class MailProvider(Protocol):
         """Every message returned by the last list_new() is now recorded in the ledger: advance the sync cursor."""
         ...
 
+    def ids_with_label(self, label: str) -> set[str]:
+        """The provider ids of every message that carries this label now (empty if the label does not exist).
+
+        How people correct the bot: moving a message to another category label. Not for the hot path: it lists
+        the whole label (Gmail: one messages.list per 500 ids).
+        """
+        ...
+
 
 class CursorStore(Protocol):
     """Small persisted key/value store (in the ledger database) for sync cursors such as Gmail's historyId."""

@@ -42,13 +42,16 @@ def summary(report: CycleReport) -> str:
     return "; ".join(parts)
 
 
-def run_daemon(cycle: Callable[[], CycleReport], interval_seconds: int, stop: threading.Event) -> int:
+def run_daemon(cycle: Callable[[], CycleReport], interval_seconds: float, stop: threading.Event) -> int:
+    """Run cycle() now and then every interval_seconds until a signal, lost authorization, an unusable state
+    directory, or `stop` being set (checked when the next cycle is due); returns the exit code."""
     sched = BlockingScheduler(timezone=UTC, job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": max(interval_seconds * 2, 60)})
     exit_code = [EXIT_OK]
 
     def job() -> None:
         if stop.is_set():
+            _shutdown_soon(sched, stop)
             return
         try:
             log.info("cycle done: %s", summary(cycle()))

@@ -264,6 +264,10 @@ class Ledger:
         self._exec("UPDATE messages SET record=?, updated_at=? WHERE provider_id=?",
                    (json.dumps(record, default=str), iso(now_utc()), provider_id))
 
+    def mark_review(self, provider_id: str) -> None:
+        """Flag a decided message for review (it gave up after repeated failures) without rewriting its decision."""
+        self._exec("UPDATE messages SET review=1, updated_at=? WHERE provider_id=?", (iso(now_utc()), provider_id))
+
     def set_status(self, provider_id: str, status: str, error: str = "") -> None:
         self._exec("UPDATE messages SET status=?, last_error=?, updated_at=? WHERE provider_id=?",
                    (status, error[:2000], iso(now_utc()), provider_id))

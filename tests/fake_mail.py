@@ -191,3 +191,10 @@ class FakeMailProvider:
         failure = self._before("checkpoint")
         self.checkpoints += 1
         self._after(failure)
+
+    def ids_with_label(self, label: str) -> set[str]:
+        """Like Gmail's listing by label: mail in the trash is left out."""
+        failure = self._before("ids_with_label")
+        found = {m.provider_id for m in self.messages.values() if label in m.labels and "TRASH" not in m.labels}
+        self._after(failure)
+        return found

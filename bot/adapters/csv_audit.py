@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,14 +32,26 @@ class CsvAuditSink:
         if not rows:
             return
         new = not self.path.exists() or self.path.stat().st_size == 0
+        buf = io.StringIO(newline="")
+        writer = csv.DictWriter(buf, fieldnames=AUDIT_FIELDS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerows({k: sheet_cell(r.get(k, "")) for k in AUDIT_FIELDS} for r in rows)
+        data = buf.getvalue().encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=AUDIT_FIELDS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerows({k: sheet_cell(r.get(k, "")) for k in AUDIT_FIELDS} for r in rows)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                # One write call: a kill lands before or after it. A full disk can cut it short, and a cut row
+                # would merge with the next append into one corrupt line: whole rows or none.
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, start)
+                raise
+        finally:
+            os.close(fd)
 
     def read(self) -> list[dict[str, str]]:
         if not self.path.exists():

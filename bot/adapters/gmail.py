@@ -5,9 +5,13 @@ this module as AuthError (a person must re-authorize) or MailError (GmailError: 
 where it is and tries again next cycle).
 
 Quota (Gmail units) of an idle 60 s cycle: labels.list 1 (ensure_labels) + history.list 2, plus a catch-up
-messages.list 5 every `catchup_every` cycles. Per new message: messages.get 5 (batched) + messages.modify 5;
-a reply draft adds threads.get 10 + drafts.create 10. A full sync adds messages.list 5 per 500 ids and a
-messages.get minimal 5 per listed message. Nothing here sends mail: drafts.send and messages.send are never called.
+messages.list 5 every `catchup_every` cycles. Per new message: messages.get 5 (batched) + its label change,
+messages.modify 5, or a share of one messages.batchModify (50 units for up to 1,000 messages with the same
+change, which the pipeline groups through modify_many()); a reply draft adds threads.get 10 + drafts.create 10.
+A full sync adds messages.list 5 per 500 ids; its per-message lookup is the messages.get that fetch() would make
+anyway. Every call is charged to a QuotaPacer first (bot.adapters.gmail_quota), which keeps a backlog under
+Gmail's per-user rate of 15,000 units a minute.
+Nothing here sends mail: drafts.send and messages.send are never called.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from googleapiclient.errors import BatchError, HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from bot.adapters.gmail_auth import AUTH_EXPIRED
+from bot.adapters.gmail_quota import QuotaPacer
 from bot.config import GmailConfig, LabelsConfig
 from bot.models import MessageRef
 from bot.ports import AuthError, CursorStore, MailError, ThreadMessage
@@ -51,6 +56,7 @@ _NO_SCOPE = {"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"}
 _TRANSIENT = (TimeoutError, ConnectionError, http.client.HTTPException, ssl.SSLError, httplib2.ServerNotFoundError)
 _CALL_ERRORS = (HttpError, RefreshError, BatchError, httplib2.HttpLib2Error, OSError, http.client.HTTPException)
 _TRASH_UNITS, _BATCH_MODIFY_UNITS = 5, 50
+PREFETCH_BYTES = 32 * 1024 * 1024  # raw mail kept from a listing's lookups until fetch() asks for it
 
 
 class GmailError(MailError):
@@ -132,8 +138,10 @@ class GmailProvider:
 
     def __init__(self, cfg: GmailConfig, credentials: Any, labels: LabelsConfig, cursor_store: CursorStore,
                  sleep: Callable[[float], None] = time.sleep, catchup_every: int = 10,
-                 max_retry_seconds: float = 60.0) -> None:
+                 max_retry_seconds: float = 60.0, pacer: QuotaPacer | None = None,
+                 prefetch_bytes: int = PREFETCH_BYTES) -> None:
         self._cfg, self._labels, self._cursors, self._sleep = cfg, labels, cursor_store, sleep
+        self.pacer = pacer or QuotaPacer(sleep=sleep)  # every call is charged here before it is sent
         self._http = AuthorizedHttp(credentials, http=httplib2.Http(timeout=cfg.timeout_seconds))
         self._users = build("gmail", "v1", http=self._http, static_discovery=True, cache_discovery=False,
                             client_options={"api_endpoint": cfg.api_endpoint}).users()
@@ -145,6 +153,8 @@ class GmailProvider:
         self._listed: set[str] = set()  # ids returned by the last list_new()
         self._confirmed: set[str] = set()  # ids checkpointed while the stored cursor could not advance
         self._pending_cursor: str | None = None
+        self._prefetched: dict[str, bytes] = {}  # raw mail the last listing's lookups already downloaded
+        self._prefetch_bytes = prefetch_bytes
 
     # ------------------------------------------------------------------ calls
 
@@ -158,7 +168,11 @@ class GmailProvider:
 
     def _call(self, request: Callable[[], Any], what: str) -> Any:
         """Build and execute one API request, retrying transient failures; a fresh request object per attempt."""
-        return self._retrying(lambda: request().execute(num_retries=0), what)
+        def send() -> Any:
+            self.pacer.spend(what)
+            return request().execute(num_retries=0)
+
+        return self._retrying(send, what)
 
     def _batch(self, requests: Sequence[Callable[[], Any]], what: str) -> list[Any]:
         """Run requests as batch HTTP calls; returns each item's response or its error (AuthError is raised).
@@ -170,7 +184,7 @@ class GmailProvider:
         todo, attempt, waited = list(range(len(requests))), 0, 0.0
         while todo:
             attempt += 1
-            answers = self._retrying(partial(self._batch_once, [requests[i] for i in todo]), what)
+            answers = self._retrying(partial(self._batch_once, [requests[i] for i in todo], what), what)
             again = [i for i, a in zip(todo, answers, strict=True) if isinstance(a, HttpError) and is_retryable(a)]
             for i, ans in zip(todo, answers, strict=True):
                 results[i] = ans
@@ -190,8 +204,9 @@ class GmailProvider:
                     raise results[i]
         return results
 
-    def _batch_once(self, requests: list[Callable[[], Any]]) -> list[Any]:
+    def _batch_once(self, requests: list[Callable[[], Any]], what: str) -> list[Any]:
         answers: dict[str, Any] = {}
+        self.pacer.spend(what, len(requests))  # Gmail charges a batch item by item
 
         def collect(request_id: str, response: Any, exception: BaseException | None) -> None:
             answers[request_id] = exception if exception is not None else response
@@ -222,6 +237,7 @@ class GmailProvider:
         lists the same range again (plus a catch-up) and skips the ids already checkpointed.
         """
         self._pending_cursor, self._listed = None, set()  # a failed listing must not let checkpoint() advance
+        self._prefetched.clear()
         processed = self._label_id(self._labels.processed, create=False)
         cursor = self._cursors.get_cursor(CURSOR_KEY)
         refs: list[MessageRef] | None = None
@@ -295,19 +311,32 @@ class GmailProvider:
     def _with_labels(self, refs: list[MessageRef], processed: str | None) -> list[MessageRef]:
         """Labels and date for refs that messages.list returned bare (history records carry labels already).
 
-        One batched messages.get format=minimal (5 units) per such ref. It only runs for what a full sync or a
-        catch-up found and history did not, and it drops what left the inbox or got processed meanwhile.
+        One batched messages.get (5 units) per such ref. It only runs for what a full sync or a catch-up found
+        and history did not, and it drops what left the inbox or got processed meanwhile. It asks for
+        format=raw, which costs the same as format=minimal and carries the same labels: fetch() then hands out
+        those bytes instead of downloading (and paying for) every message a second time. Past `prefetch_bytes`
+        of raw mail the lookups fall back to format=minimal, so a listing never holds more than that in memory.
         """
         bare = [r for r in refs if not r.labels]
         if not bare:
             return refs
         get, size = self._users.messages().get, max(1, min(self._cfg.batch_size, 50))
         answers: dict[str, Any] = {}
+        raws: dict[str, bytes] = {}
+        room = self._prefetch_bytes
         for start in range(0, len(bare), size):
             chunk = bare[start:start + size]
-            found = self._batch([partial(get, userId="me", id=r.provider_id, format="minimal") for r in chunk],
+            fmt = "raw" if room > 0 else "minimal"
+            found = self._batch([partial(get, userId="me", id=r.provider_id, format=fmt) for r in chunk],
                                 "messages.get")
-            answers.update((r.provider_id, a) for r, a in zip(chunk, found, strict=True))
+            for ref, answer in zip(chunk, found, strict=True):
+                if isinstance(answer, dict) and "raw" in answer:
+                    raw = self._raw_of(ref, answer)
+                    del answer["raw"]
+                    if isinstance(raw, bytes):
+                        raws[ref.provider_id] = raw
+                        room -= len(raw)
+                answers[ref.provider_id] = answer
         out = []
         for ref in refs:
             answer = answers.get(ref.provider_id)
@@ -319,6 +348,8 @@ class GmailProvider:
                 out.append(replace(ref, labels=frozenset({"INBOX"})))  # known from the query; fetch will retry
             elif "INBOX" in (labels := answer.get("labelIds") or []) and processed not in labels:
                 out.append(self._ref(answer))
+                if ref.provider_id in raws:
+                    self._prefetched[ref.provider_id] = raws[ref.provider_id]
         return out
 
     def _ref(self, msg: dict[str, Any]) -> MessageRef:
@@ -331,22 +362,36 @@ class GmailProvider:
     # ------------------------------------------------------------------ reading
 
     def fetch(self, refs: Sequence[MessageRef]) -> Iterator[tuple[MessageRef, bytes | Exception]]:
-        """Raw RFC 822 bytes per message, fetched in batches of cfg.batch_size (format=raw, 5 units each)."""
-        size = max(1, min(self._cfg.batch_size, 50))
-        for start in range(0, len(refs), size):
-            chunk = refs[start:start + size]
+        """Raw RFC 822 bytes per message, in order: what the listing's lookups already downloaded, the rest in
+        batches of cfg.batch_size (format=raw, 5 units each)."""
+        size, start = max(1, min(self._cfg.batch_size, 50)), 0
+        while start < len(refs):
+            end, need = start, 0  # the next refs up to `size` that still need downloading
+            while end < len(refs) and need < size:
+                need += refs[end].provider_id not in self._prefetched
+                end += 1
+            chunk = refs[start:end]
+            missing = [r for r in chunk if r.provider_id not in self._prefetched]
+            answers: list[Any] = []
             try:
-                get = self._users.messages().get
-                answers = self._batch([partial(get, userId="me", id=r.provider_id, format="raw") for r in chunk],
-                                      "messages.get")
+                if missing:
+                    get = self._users.messages().get
+                    answers = self._batch([partial(get, userId="me", id=r.provider_id, format="raw")
+                                           for r in missing], "messages.get")
             except AuthError:
                 raise
             except MailError as exc:  # the batch endpoint itself is failing: the rest waits for the next cycle
                 for ref in refs[start:]:
-                    yield ref, exc
+                    kept = self._prefetched.pop(ref.provider_id, None)
+                    yield ref, kept if kept is not None else exc
                 return
-            for ref, ans in zip(chunk, answers, strict=True):
-                yield ref, self._raw_of(ref, ans)
+            fetched = dict(zip((r.provider_id for r in missing), answers, strict=True))
+            for ref in chunk:
+                kept = self._prefetched.get(ref.provider_id)
+                yield ref, kept if kept is not None else self._raw_of(ref, fetched[ref.provider_id])
+            for ref in chunk:
+                self._prefetched.pop(ref.provider_id, None)  # handed out: the memory goes with it
+            start = end
 
     @staticmethod
     def _raw_of(ref: MessageRef, answer: Any) -> bytes | Exception:
@@ -430,21 +475,74 @@ class GmailProvider:
     def modify(self, provider_id: str, add: Sequence[str], remove: Sequence[str], archive: bool) -> None:
         """One messages.modify; a label a person deleted meanwhile is recreated and the call made once more."""
         for attempt in (1, 2):
-            add_ids = [str(self._label_id(name, create=True)) for name in add]
-            remove_ids = [i for name in remove if (i := self._label_id(name, create=False)) and i not in add_ids]
-            remove_ids += ["INBOX"] if archive and "INBOX" not in add_ids else []
-            body = {"addLabelIds": add_ids, "removeLabelIds": remove_ids}
+            body = self._label_change(add, remove, archive)
             try:
                 self._call(partial(self._users.messages().modify, userId="me", id=provider_id, body=body),
                            "messages.modify")
                 return
             except GmailError as exc:
-                if attempt == 2 or exc.status not in (400, 404):
-                    raise
-                known = {lid for lid, _ in self._label_map(refresh=True).values()}
-                if set(add_ids) | set(remove_ids) <= known:
+                if attempt == 2 or exc.status not in (400, 404) or not self._labels_gone(body):
                     raise  # the labels are fine: the message itself is the problem
                 log.warning("a Gmail label used for %s was deleted; recreating it", provider_id)
+
+    def modify_many(self, provider_ids: Sequence[str], add: Sequence[str], archive: bool) -> dict[str, MailError]:
+        """The same label change on many messages; returns the error of each message left unchanged.
+
+        Up to 10 messages go as messages.modify items of one batch request (5 units each), more as
+        messages.batchModify (50 units per 1,000 ids). A batchModify that fails is redone item by item, so one
+        bad message costs only its own change. A label a person deleted meanwhile is recreated, as in modify().
+        """
+        ids = list(dict.fromkeys(provider_ids))
+        errors: dict[str, MailError] = {}
+        for attempt in (1, 2):
+            body = self._label_change(add, (), archive)
+            few = len(ids) * _TRASH_UNITS <= _BATCH_MODIFY_UNITS
+            errors = self._modify_items(ids, body) if few else self._batch_modify(ids, body)
+            gone = [i for i, e in errors.items() if isinstance(e, GmailError) and e.status in (400, 404)]
+            if attempt == 2 or not gone or not self._labels_gone(body):
+                return errors
+            log.warning("a Gmail label used for %d messages was deleted; recreating it", len(gone))
+            ids = list(errors)
+        return errors
+
+    def _modify_items(self, ids: Sequence[str], body: dict[str, list[str]]) -> dict[str, MailError]:
+        modify = self._users.messages().modify
+        errors: dict[str, MailError] = {}
+        for start in range(0, len(ids), 50):
+            chunk = ids[start:start + 50]
+            try:
+                answers = self._batch([partial(modify, userId="me", id=i, body=body) for i in chunk],
+                                      "messages.modify")
+            except MailError as exc:  # the batch endpoint itself failed: none of these changed
+                answers = [exc] * len(chunk)
+            errors.update((i, a) for i, a in zip(chunk, answers, strict=True) if isinstance(a, MailError))
+        return errors
+
+    def _batch_modify(self, ids: Sequence[str], body: dict[str, list[str]]) -> dict[str, MailError]:
+        errors: dict[str, MailError] = {}
+        for start in range(0, len(ids), 1000):
+            chunk = list(ids[start:start + 1000])
+            try:
+                self._call(partial(self._users.messages().batchModify, userId="me", body={"ids": chunk, **body}),
+                           "messages.batchModify")
+            except GmailError as exc:
+                if exc.status in (400, 404) and self._labels_gone(body):
+                    errors.update(dict.fromkeys(chunk, exc))  # modify_many() recreates the label
+                else:
+                    errors.update(self._modify_items(chunk, body))  # find the message at fault
+        return errors
+
+    def _label_change(self, add: Sequence[str], remove: Sequence[str], archive: bool) -> dict[str, list[str]]:
+        """addLabelIds/removeLabelIds by name; the labels to add are created if they do not exist (any more)."""
+        add_ids = [str(self._label_id(name, create=True)) for name in add]
+        remove_ids = [i for name in remove if (i := self._label_id(name, create=False)) and i not in add_ids]
+        remove_ids += ["INBOX"] if archive and "INBOX" not in add_ids else []
+        return {"addLabelIds": add_ids, "removeLabelIds": remove_ids}
+
+    def _labels_gone(self, body: dict[str, list[str]]) -> bool:
+        """Whether a label of this change was deleted meanwhile (re-reads the label list, 1 unit)."""
+        known = {lid for lid, _ in self._label_map(refresh=True).values()}
+        return not set(body["addLabelIds"]) | set(body["removeLabelIds"]) <= known
 
     def trash(self, provider_ids: Sequence[str]) -> None:
         """Move to the trash (recoverable for 30 days), choosing the cheaper of two equivalent calls.
@@ -469,6 +567,25 @@ class GmailProvider:
             body = {"ids": ids[start:start + 1000], "addLabelIds": ["TRASH"], "removeLabelIds": ["INBOX"]}
             self._call(partial(self._users.messages().batchModify, userId="me", body=body), "messages.batchModify")
 
+    def ids_with_label(self, label: str) -> set[str]:
+        """Every message carrying the label: messages.list by label id, 5 units per page of 500 ids.
+
+        By id, not a `label:` search: exact whatever the name contains, and not subject to the search index
+        catching up with a label a person just applied. Spam and trash are left out, as in Gmail's label view.
+        """
+        label_id = self._label_id(label, create=False)
+        if label_id is None:
+            return set()
+        found: set[str] = set()
+        page: str | None = None
+        while True:
+            resp = self._call(partial(self._users.messages().list, userId="me", labelIds=[label_id], maxResults=500,
+                                      pageToken=page), "messages.list")
+            found.update(str(m["id"]) for m in resp.get("messages", []))
+            page = resp.get("nextPageToken")
+            if not page:
+                return found
+
     def create_draft(self, raw: bytes, thread_id: str) -> str:
         """drafts.create in the thread; never sent. Never repeated blindly: after a failure that may have landed
         (5xx, timeout, dropped connection) the thread is read first and an existing draft for the same
@@ -486,6 +603,7 @@ class GmailProvider:
                     log.info("draft for %s already existed after an uncertain failure", source)
                     return existing
             try:
+                self.pacer.spend("drafts.create")
                 return str(self._users.drafts().create(userId="me", body={"message": message})
                            .execute(num_retries=0)["id"])
             except Exception as exc:
@@ -497,12 +615,14 @@ class GmailProvider:
 
     def _find_draft(self, thread_id: str, source: str) -> str | None:
         """The id of the draft in this thread that answers `source` (raw calls: the caller owns the retries)."""
+        self.pacer.spend("threads.get")
         in_thread = self._parse_thread(self._thread_request(thread_id).execute(num_retries=0))
         message_id = next((m.provider_id for m in in_thread if m.is_draft and m.source_id == source), None)
         if message_id is None:
             return None
         page: str | None = None
         while True:
+            self.pacer.spend("drafts.list")
             resp = self._users.drafts().list(userId="me", maxResults=500, pageToken=page).execute(num_retries=0)
             for draft in resp.get("drafts", []):
                 if (draft.get("message") or {}).get("id") == message_id:

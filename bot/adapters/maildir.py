@@ -354,6 +354,18 @@ class MaildirProvider:
     def checkpoint(self) -> None:
         """Nothing to do: list_new() always reads the current state of the folders."""
 
+    def ids_with_label(self, label: str) -> set[str]:
+        """The keys in the label's folder, read from disk now (a person may have moved files since the scan)."""
+        folder = self.root / folder_for_label(label)
+        keys: set[str] = set()
+        for sub in ("new", "cur"):
+            try:
+                with os.scandir(folder / sub) as entries:
+                    keys.update(e.name.split(":", 1)[0] for e in entries if not e.name.startswith("."))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return keys
+
     # ------------------------------------------------------------ links
 
     def _retarget(self, key: str, target: Callable[[set[str]], set[str]]) -> None:

@@ -15,6 +15,12 @@ For tests and benchmarks:
   fake.mark_read / move_to_inbox / delete_label / create_label   what a person does in the mailbox
   fake.fail_after("drafts.create", gerror(503))   the call takes effect, then the client gets an error
   fake.calls / fake.quota / fake.units   API methods called (batch items one by one), units per method, total
+  fake.call_log                  (monotonic time, method, message or thread id(s), units) per API call,
+                                 for per-message quota attribution and units-per-minute windows
+  fake.fail_every(3, gerror(429, "rateLimitExceeded", retry_after=1))
+                                 a storm: every 3rd API call (batch items included) is refused with that
+                                 response, without effect and without spending units; calm() ends it
+  fake.sent()                    send calls attempted (drafts.send, messages.send): always [] for the bot
   fake.latency = 0.05            seconds added to every HTTP request (a batch is one request)
   fake.server.fail(pattern, gerror(429, "rateLimitExceeded", retry_after=2), times=3)
                                  faults; they also apply to the items inside a batch, matched on the item path
@@ -140,6 +146,10 @@ class FakeGmail:
         self.require_auth = True
         self.label_search = True  # False: `label:` in a query matches nothing, as for a name search cannot parse
         self.after_faults: dict[str, list[tuple[Response, list[int]]]] = {}
+        self.call_log: list[tuple[float, str, str, int]] = []
+        self.refused: Counter[str] = Counter()  # calls a storm refused, per method
+        self._storm: tuple[int, Response, re.Pattern[str]] | None = None
+        self._storm_count = 0
         self._ids = itertools.count(0x18F0000000000001)
         self._history_ids = itertools.count(5000, 7)  # increasing, not contiguous, like Gmail's
         self._label_ids = itertools.count(1)
@@ -193,6 +203,8 @@ class FakeGmail:
         with self.lock:
             self.calls.clear()
             self.quota.clear()
+            self.call_log.clear()
+            self.refused.clear()
 
     def credentials(self) -> Credentials:
         """OAuth credentials holding an access token this fake accepts (no refresh token: never refreshed)."""
@@ -317,6 +329,19 @@ class FakeGmail:
         with self.lock:
             self.after_faults.setdefault(method, []).append((response, [times]))
 
+    def fail_every(self, every: int, response: Response, methods: str = ".") -> None:
+        """From now on every `every`-th API call whose method name matches `methods` answers `response`."""
+        with self.lock:
+            self._storm, self._storm_count = (max(1, every), response, re.compile(methods)), 0
+
+    def calm(self) -> None:
+        with self.lock:
+            self._storm = None
+
+    def sent(self) -> list[str]:
+        """Send calls that reached the fake (refused or not): the bot must never make one."""
+        return [r.path for r in self.server.requests(r"/send$")] + [m for m in self.calls if m.endswith(".send")]
+
     def create_label(self, name: str) -> str:
         """Another client (or a person) creates a user label."""
         with self.lock:
@@ -374,8 +399,14 @@ class FakeGmail:
             with self.lock:
                 if self.require_auth and not self._authorized(req):
                     return gerror(401, "authError", "Request had invalid authentication credentials.")
+                if self._storm is not None and self._storm[2].search(name):
+                    self._storm_count += 1
+                    if self._storm_count % self._storm[0] == 0:
+                        self.refused[name] += 1
+                        return self._storm[1]
                 self.calls.append(name)
                 self.quota[name] += COSTS.get(name, 5)
+                self.call_log.append((time.monotonic(), name, _target(name, req), COSTS.get(name, 5)))
                 resp = handler(req)
                 for fault, left in self.after_faults.get(name, []):
                     if left[0] > 0:
@@ -672,6 +703,21 @@ class FakeGmail:
                 body["refresh_token"] = f"1//fake-refresh-{next(self._token_ids)}"
                 self.refresh_tokens.add(body["refresh_token"])
             return Response(200, body)
+
+
+def _target(method: str, req: Request) -> str:
+    """The message (messages.*; "id,id,..." for batchModify) or thread (threads.get, drafts.create) a call is
+    about; "" for the rest."""
+    if method in ("drafts.create", "messages.batchModify"):
+        try:
+            body = req.json() or {}
+        except ValueError:
+            return ""
+        if method == "messages.batchModify":
+            return ",".join(str(i) for i in body.get("ids") or [])
+        return str((body.get("message") or {}).get("threadId") or "")
+    groups = req.match.groupdict() if req.match else {}
+    return str(groups.get("id") or "") if method.startswith(("messages.", "threads.")) else ""
 
 
 def _parse_inner(payload: Any) -> Request:

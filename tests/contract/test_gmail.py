@@ -383,7 +383,7 @@ def test_an_uncertain_draft_failure_without_a_source_header_is_not_repeated(gm: 
 def test_fetch_yields_raw_bytes_in_batches_of_the_configured_size(gm: FakeGmail, tmp_path: Path) -> None:
     mids = [gm.add_message(subject=f"m{i}") for i in range(7)]
     provider = make_provider(gm, tmp_path, cfg={"batch_size": 3})
-    refs = provider.list_new(100)
+    refs = [MessageRef(m, gm.messages[m].thread_id) for m in mids]  # a listing's lookups would keep the raw
     gm.reset_counters()
     before = len(gm.server.requests(r"/batch/"))
 
@@ -400,7 +400,7 @@ def test_a_failing_batch_item_yields_its_own_error_and_a_transient_one_is_retrie
     a, b, c = (gm.add_message(subject=s) for s in "abc")
     sleeps = Sleeps()
     provider = make_provider(gm, tmp_path, sleeps=sleeps)
-    refs = provider.list_new(100)
+    refs = [MessageRef(m, gm.messages[m].thread_id) for m in (a, b, c)]  # a listing's lookups would keep the raw
     gm.server.fail(rf"/messages/{b}$", gerror(400, "failedPrecondition", "Mail too large"))
     gm.server.fail(rf"/messages/{c}$", gerror(503, "backendError", retry_after=2))
     before = len(gm.server.requests(r"/batch/"))

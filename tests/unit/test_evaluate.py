@@ -1,0 +1,261 @@
+"""`run.py eval`: label reading, the metric definitions, the CLI thresholds, and the CI gate on the gold test split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.cli import main
+from bot.evaluate import GOLD_DIR, Label, LabelError, Report, default_split, evaluate, missed, read_labels, score
+from tests.contract.fake_openai import FakeOpenAI
+from tests.fakes import make_config, raw_mail
+from tests.httpfake import FakeServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------- the CI gate: the targets for the offline classifier
+
+
+@pytest.fixture(scope="module")
+def gold(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    cfg = make_config(tmp_path_factory.mktemp("gold"))  # no saved model: the one trained on the gold train split
+    return evaluate(cfg, GOLD_DIR)
+
+
+def test_the_gold_set_is_scored_on_its_test_split_only(gold: Report) -> None:
+    labels = read_labels(GOLD_DIR)
+    assert gold.split == "test"
+    assert gold.messages == sum(1 for lab in labels if lab.split == "test") > 100
+    assert gold.errors == 0
+
+
+def test_gate_macro_f1(gold: Report) -> None:
+    f1 = gold.macro_f1
+    assert f1 is not None and f1 >= 0.85, f"macro F1 {f1}: " + str({c: s["f1"] for c, s in gold.per_category.items()})
+
+
+def test_gate_lead_recall(gold: Report) -> None:
+    recall = gold.lead_recall
+    assert recall is not None and recall >= 0.97, f"lead recall {recall}: leads decided as {gold.confusion['lead']}"
+
+
+def test_gate_no_destructive_errors(gold: Report) -> None:
+    assert gold.destructive == 0, f"would trash {gold.destructive_files}"
+
+
+def test_gate_language_accuracy(gold: Report) -> None:
+    accuracy = gold.language_accuracy
+    assert accuracy is not None and accuracy >= 0.97, f"language accuracy {accuracy}: {gold.language}"
+
+
+# ---------------------------------------------------------------- labels
+
+
+def test_gold_labels_are_one_merged_file_with_both_splits() -> None:
+    assert (GOLD_DIR / "labels.jsonl").is_file() and not list(GOLD_DIR.glob("labels.part*.jsonl"))
+    labels = read_labels(GOLD_DIR)
+    assert len(labels) == len({lab.file for lab in labels}) >= 300
+    assert {lab.split for lab in labels} == {"train", "test"}
+    assert default_split(GOLD_DIR) == "test" and default_split(ROOT / "demo") == "all"
+
+
+def write(folder: Path, name: str, subject: str, body: str = "Hello there.") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(raw_mail(subject, body=body))
+
+
+def test_csv_labels_with_empty_cells_as_null(tmp_path: Path) -> None:
+    write(tmp_path, "a.eml", "one")
+    (tmp_path / "labels.csv").write_text("file,category,language,person_name,company,technical_rfq,split\n"
+                                         "a.eml,lead,de,Jane Prospect,,yes,\n", encoding="utf-8")
+    [lab] = read_labels(tmp_path)
+    assert lab == Label("a.eml", "lead", "de", None, {"person_name": "Jane Prospect", "company": None,
+                                                      "technical_rfq": True})
+
+
+def test_part_files_are_read_when_there_is_no_merged_file(tmp_path: Path) -> None:
+    write(tmp_path, "a.eml", "one")
+    write(tmp_path, "b.eml", "two")
+    (tmp_path / "labels.part1.jsonl").write_text('{"file": "a.eml", "category": "spam"}\n', encoding="utf-8")
+    (tmp_path / "labels.part2.jsonl").write_text('{"file": "b.eml", "category": "other", "split": "test"}\n',
+                                                 encoding="utf-8")
+    assert [(lab.file, lab.split) for lab in read_labels(tmp_path)] == [("a.eml", None), ("b.eml", "test")]
+
+
+@pytest.mark.parametrize("line, problem", [
+    ('{"file": "../outside.eml", "category": "lead"}', "not a file inside"),
+    ('{"file": "/etc/passwd", "category": "lead"}', "not a file inside"),
+    ('{"file": "missing.eml", "category": "lead"}', "not a file inside"),
+    ('{"file": "a.eml", "category": "sales"}', "unknown category"),
+    ('{"file": "a.eml", "category": "lead", "split": "dev"}', "split must be"),
+    ('not json', "not JSON"),
+])
+def test_bad_labels_are_refused_with_the_line(tmp_path: Path, line: str, problem: str) -> None:
+    write(tmp_path / "set", "a.eml", "one")
+    write(tmp_path, "outside.eml", "outside")
+    (tmp_path / "set" / "labels.jsonl").write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(LabelError, match=problem) as info:
+        read_labels(tmp_path / "set")
+    assert "labels.jsonl:1" in str(info.value)
+
+
+# ---------------------------------------------------------------- the metric definitions (hand-made bot output)
+
+
+def line(category: str | None, confidence: float = 0.9, review: bool = False, language: str | None = "en",
+         **kw: Any) -> dict[str, Any]:
+    if category is None:
+        return {"file": "x", "error": "OSError: gone"}
+    return {"category": category, "confidence": confidence, "review": review, "language": language,
+            "classifier": "offline", "llm_calls": 0, "llm_tokens": 0, "llm_input_tokens": 0, **kw}
+
+
+def scored(rows: list[tuple[Label, dict[str, Any]]], **cfg_patch: Any) -> Report:
+    cfg = make_config(Path("/nonexistent"), {"classify": cfg_patch} if cfg_patch else None)
+    return score(cfg, "set", "all", rows)
+
+
+def test_precision_recall_f1_macro_and_confusion() -> None:
+    rows = [(Label("1", "lead"), line("lead")), (Label("2", "lead"), line("support")),
+            (Label("3", "support"), line("support")), (Label("4", "spam"), line(None))]
+    r = scored(rows)
+    assert r.accuracy == 0.5 and r.errors == 1
+    assert r.per_category["lead"] == {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2, "predicted": 1}
+    assert r.per_category["support"]["precision"] == 0.5 and r.per_category["support"]["f1"] == 0.6667
+    assert r.per_category["spam"]["f1"] == 0.0  # an unreadable file is a miss, never a hit
+    assert r.macro_f1 == round((0.6667 + 0.6667 + 0.0) / 3, 4)
+    assert r.confusion == {"lead": {"lead": 1, "support": 1}, "support": {"support": 1}, "spam": {"error": 1}}
+    assert [w["file"] for w in r.wrong] == ["2", "4"]
+
+
+def test_lead_recall_counts_review_but_names_leads_that_were_filed_away() -> None:
+    rows = [(Label("a", "lead"), line("lead", 0.5, review=True)), (Label("b", "lead"), line("vendor", 0.5, True)),
+            (Label("c", "lead"), line("vendor", 0.9)), (Label("d", "lead"), line("lead"))]
+    r = scored(rows)
+    assert r.lead_recall == 0.5 and r.leads_in_review == 2 and r.leads_lost == ["c"]
+    assert r.review_rate == 0.5 and r.accuracy_automatic == 0.5  # of c and d, only d is right
+
+
+def test_destructive_means_would_be_trashed() -> None:
+    rows = [(Label("trashed", "lead"), line("spam", 0.95)),
+            (Label("in-review", "support"), line("spam", 0.95, review=True)),
+            (Label("below", "vendor"), line("newsletter", 0.6)),
+            (Label("right", "newsletter"), line("spam", 0.99)),
+            (Label("also", "other"), line("newsletter", 0.7))]
+    r = scored(rows)
+    assert r.destructive_files == ["trashed", "also"] and r.destructive == 2
+
+
+@pytest.mark.parametrize("labelled, decided, right", [
+    ("de", "de", True),
+    ("de", "fr", False),
+    ("de", None, False),  # unsure about a configured language that is not the default: the wrong pool
+    ("en", None, True),  # unsure falls back to the default language: same template, same pool
+    ("sv", None, True),  # not a language the bot serves: unsure is the right answer
+    ("sv", "de", False),
+])
+def test_language_honesty(labelled: str, decided: str | None, right: bool) -> None:
+    rows = [(Label("m", "lead", labelled), line("lead", language=decided))]
+    r = scored(rows, languages=["en", "de", "fr"], default_language="en")
+    assert r.language_accuracy == (1.0 if right else 0.0)
+
+
+def test_language_accuracy_counts_unreadable_mail_as_wrong() -> None:
+    r = scored([(Label("m", "lead", "en"), line(None)), (Label("n", "lead", "en"), line("lead"))])
+    assert r.language_accuracy == 0.5
+
+
+def test_fields_match_loosely_and_coverage_counts_extracted_values() -> None:
+    rows = [
+        (Label("1", "lead", fields={"person_name": "Jane  Buyer", "company": "ACME GmbH"}),
+         line("lead", person_name="jane buyer", company=None)),
+        (Label("2", "lead", fields={"person_name": None, "company": "Foo"}), line("lead", person_name=None,
+                                                                                  company="Bar")),
+        (Label("3", "lead"), line("lead", person_name="Somebody")),  # no label for the field: not scored
+    ]
+    r = scored(rows)
+    assert r.fields["person_name"] == {"labelled": 2, "accuracy": 1.0, "coverage": 1.0}
+    assert r.fields["company"] == {"labelled": 2, "accuracy": 0.0, "coverage": 0.5}
+    assert r.fields["person_email"] == {"labelled": 0, "accuracy": None, "coverage": None}
+
+
+def test_thresholds_report_each_miss_and_unmeasurable_figures() -> None:
+    r = scored([(Label("1", "support"), line("support")), (Label("2", "spam"), line("spam"))])
+    assert missed(r, {"min_accuracy": 1.0, "max_destructive": 0}) == []
+    misses = missed(r, {"min_accuracy": 1.01, "min_lead_recall": 0.9, "max_review_rate": None})
+    assert misses == ["accuracy 1 below the minimum 1.01",
+                      "lead_recall: not measurable on this set (required min 0.9)"]
+
+
+# ---------------------------------------------------------------- through the bot's own decision path
+
+
+def small_set(folder: Path) -> Path:
+    write(folder, "lead.eml", "Request for quotation: 3 centrifugal pumps",
+          "Hello, we need a quotation for 3 centrifugal pumps, 40 m3/h at 5 bar, delivery to our plant in Leeds.\n"
+          "Best regards, Jane Prospect, Prospect Ltd")
+    write(folder, "job.eml", "Application for the service technician position",
+          "Dear Sir or Madam, I am applying for the service technician position. Please find my CV attached.")
+    labels = [{"file": "lead.eml", "category": "lead", "language": "en", "person_email": "jane@prospect.example"},
+              {"file": "job.eml", "category": "job_applicant", "language": "en", "split": "test"}]
+    (folder / "labels.jsonl").write_text("".join(json.dumps(x) + "\n" for x in labels), encoding="utf-8")
+    return folder
+
+
+def test_a_folder_is_scored_whole_by_default_and_by_split_on_request(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    folder = small_set(tmp_path / "set")
+    whole = evaluate(cfg, folder)
+    assert whole.split == "all" and whole.messages == 2 and whole.errors == 0
+    assert whole.classifiers == {"offline": 2} and whole.llm["calls"] == 0
+    assert whole.fields["person_email"]["labelled"] == 1
+    assert evaluate(cfg, folder, "test").messages == 1
+
+
+def test_llm_calls_and_input_tokens_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVAL_TEST_KEY", "sk-eval-test-key")
+    with FakeServer() as srv:
+        fake = FakeOpenAI(srv)
+        cfg = make_config(tmp_path, {"classify": {"llm": {
+            "enabled": True, "base_url": fake.url, "api_key_env": "EVAL_TEST_KEY", "mode": "json_schema",
+            "call_below_confidence": 1.0, "max_retries": 0}}})
+        report = evaluate(cfg, small_set(tmp_path / "set"))
+    assert fake.calls == report.llm["calls"] == 2
+    assert report.llm["calls_per_100"] == 100.0
+    assert report.llm["input_tokens_per_call"] == 600  # what the fake server reports per completion
+    assert set(report.classifiers) == {f"llm:{cfg.classify.llm.model}"}
+
+
+# ---------------------------------------------------------------- the command
+
+
+def config_file(tmp_path: Path) -> Path:
+    data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    data["replies"]["templates_dir"] = str(ROOT / "bot" / "templates")
+    data["mail"]["maildir"]["seed"] = ""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_command_prints_one_json_object_and_exits_1_on_a_missed_threshold(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg, folder = config_file(tmp_path), small_set(tmp_path / "set")
+    assert main(["--config", str(cfg), "eval", str(folder), "--json", "--max-destructive", "0"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["messages"] == 2 and doc["missed"] == []
+    assert main(["--config", str(cfg), "eval", str(folder), "--min-accuracy", "1.5", "--min-lead-recall", "0"]) == 1
+    out, err = capsys.readouterr()
+    assert "accuracy" in out and "confusion" in out
+    assert "threshold missed: accuracy" in err and "lead_recall" not in err
+    assert not (tmp_path / "state").exists()  # eval records nothing
+
+
+def test_command_reports_unusable_labels_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config_file(tmp_path)), "eval", str(tmp_path)]) == 2
+    assert "no labels.jsonl" in capsys.readouterr().err
