@@ -55,6 +55,18 @@ class FakeCrm:
         return str(contact["id"])
 
 
+class Clock:
+    """A settable clock for Services.clock: tests move time forward by assigning to .now."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> Any:
+        return self.now
+
+
 class KeywordClassifier:
     """A deterministic stand-in classifier: the category is named in the subject as [category:lang:conf]."""
 

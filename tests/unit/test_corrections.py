@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,7 @@ from bot.ports import AuthError, MailError
 from bot.state import Ledger
 from tests.contract.fake_gmail import FakeGmail, MemoryCursors
 from tests.fake_mail import FakeMailProvider
-from tests.fakes import FakeAuditSink, KeywordClassifier, make_config, raw_mail
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.fakes import Clock, FakeAuditSink, KeywordClassifier, make_config, raw_mail
 
 
 class Bot:

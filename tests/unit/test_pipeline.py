@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import email
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email import policy
 from pathlib import Path
 from typing import Any
@@ -14,17 +14,9 @@ from bot.pipeline import Pipeline, Services
 from bot.ports import MailError
 from bot.state import Ledger
 from tests.fake_mail import FakeMailProvider
-from tests.fakes import FakeAuditSink, FakeCrm, FakeNotifier, KeywordClassifier, make_config, raw_mail
+from tests.fakes import Clock, FakeAuditSink, FakeCrm, FakeNotifier, KeywordClassifier, make_config, raw_mail
 
 LEAD = "Quote for 3 pumps [lead:en:0.95]"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Bot:
