@@ -143,9 +143,10 @@ def measure(args: argparse.Namespace, tmp: Path, token_file: Path, fake: Connect
           f"average {total / max(seconds, 1e-9) * 60:,.0f}/min")
     print(f"refused calls:    {stats['refused'] or 'none'}; send calls: {len(stats['sent'])}")
     print(f"peak RSS:         bot {peak_rss:.0f} MB (the fake, in its own process: {stats['fake_peak_rss_mb']:.0f} MB)")
-    print(f"RSS growth:       {growth:+.2f} MB per 1,000 messages after the first 20 % (limit {args.max_growth_mb:g})")
+    print(f"RSS growth:       {growth:+.2f} MB per 1,000 messages after the first 20 % (limit {args.max_growth_mb:g}), "
+          f"{growth_per_thousand(samples, warm=0.5):+.2f} over the second half")
     print("RSS over time:    seconds  processed  RSS MB")
-    step = max(1, (len(samples) - 1) // max(1, args.points - 1))
+    step = max(1, -(-(len(samples) - 1) // max(1, args.points - 1)))
     shown = samples[::step] if (len(samples) - 1) % step == 0 else [*samples[::step], samples[-1]]
     for t, n, rss in shown:
         print(f"                  {t:7.0f}  {n:9d}  {rss:6.0f}")

@@ -1,7 +1,10 @@
-"""Hand-written cues: multilingual phrase lists per category, signs of bulk mail and phishing, structural signs.
+"""Hand-written cues: what a few hundred training messages cannot teach carries across languages through them.
 
-Every message yields cue tokens that the text model weighs like words (what a few hundred training messages
-cannot teach carries across languages and phrasings through them) and a hand-weighted spam score.
+analyse() runs them over one message: multilingual phrase lists per category and per intent (buying, selling,
+asking, spare parts of installed equipment, dealers, phishing), signs of bulk mail with hand-set spam weights,
+and signs in the form of a message (links that name the recipient, quantities, model codes, a thread). features()
+turns the result, the sender's role (signature, display name, mailbox) and the words into the features the text
+model weighs. The phrase matcher (CueIndex) reads a token list once, whatever the number of phrases.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from bot.language import function_word_share
 from bot.models import Email
 
 _TOKEN_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-_URL_RE = re.compile(r"https?://|www\.")
 _MONEY_RE = re.compile(r"\$\s?\d{1,3}(?:,\d{3})+|\$\$")
 _IP_LINK_RE = re.compile(r"https?://(?:\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[^\s/@]*@)")
 
@@ -465,8 +467,8 @@ _CAPS_RE = re.compile(r"\b[A-Z]{3,}\b")
 _URL_PART = re.compile(r"https?://([^/\s?#>\"']+)([^\s>\"']*)")
 # On the lower-cased text (no IGNORECASE: it makes these scans several times slower).
 _QUANTITY = re.compile(r"\d\s*(?:x\b|pcs\b|pc\b|pieces\b|units?\b|nos\b|stück\b|stk\b|st\.|pièces\b|unités\b"
-                       r"|unidades\b|uds\b|pezzi\b|pz\b|unità\b|peças\b|unid\b|stuks\b)"
-                       r"|\b(?:qty|quantity|menge|anzahl|quantité|cantidad|quantità|quantidade|aantal)\s*[:.]?\s*\d")
+                       r"|unidades\b|uds\b|pezzi\b|pz\b|unità\b|peças\b|unid\b|stuks\b)")
+_QUANTITY_FIELD = re.compile(r"(?:qty|quantit[yàé]|menge|anzahl|cantidad|quantidade|aantal)\s*[:.]?\s*\d")
 _MODEL_CODE = re.compile(r"\b[A-Z]{2,6}[- ]?\d{2,5}[A-Z]?\b")
 # "our AMD-25", "unsere 6 AP-125": equipment the writer already has, named by its model code.
 _OWN_MODEL = re.compile(r"\b(?:our|unsere[nmrs]?|notre|nos|nuestr[oa]s?|nostr[aeio]|noss[oa]s?|onze)\s+(?:\d+\s+)?"
@@ -563,7 +565,7 @@ def _structure(email: Email, low: str, words: int) -> list[tuple[str, float, boo
         ("names the recipient", 0.0, _names_recipient(email, low)),
         ("cv attached", 0.0, any(_CV_NAME.search(a.filename) for a in email.attachments)),
         ("pdf attached", 0.0, any(a.filename.lower().endswith(".pdf") for a in email.attachments)),
-        ("quantity", 0.0, bool(_QUANTITY.search(low))),
+        ("quantity", 0.0, bool(_QUANTITY.search(low) or _QUANTITY_FIELD.search(low))),
         ("model code", 0.0, bool(_MODEL_CODE.search(email.text))),
         ("reference number", 0.0, bool(_REFERENCE.search(low))),
         ("names its own model", 0.0, bool(_OWN_MODEL.search(email.text))),

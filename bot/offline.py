@@ -1,11 +1,13 @@
-"""The offline classifier: a logistic-regression text model trained on the gold set, steered by hand-written cues.
+"""The offline classifier: a logistic-regression text model trained on the gold set (train split) and the training
+set beside it, steered by hand-written cues (bot.cues).
 
 A few hundred training messages in seven languages cannot teach a model everything, so every message also yields
-cue tokens (multilingual phrase lists per category, structural signs of bulk mail) that the text model weighs
-like words. Whether a message is spam is decided by a hand-weighted spam score plus a bounded, one-sided vote of
-the text model: kinds of spam the gold set never showed are still recognised, and mail unlike anything in the gold
-set is not called spam because the model is unsure about it. A guard keeps mail that talks business out of the
-trash (its spam/newsletter confidence stays below the review threshold).
+cue tokens (multilingual phrase lists per category and per intent, the sender's role, structural signs of bulk
+mail and phishing) that the text model weighs like words. Whether a message is spam is decided by a hand-weighted
+spam score plus a bounded, one-sided vote of the text model: kinds of spam the gold set never showed are still
+recognised, and mail unlike anything in the gold set is not called spam because the model is unsure about it. A
+guard keeps mail that talks business out of the trash (its spam/newsletter confidence stays below the review
+threshold). Among the other categories the decision is cost-sensitive: lead wins close calls (see best()).
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ def test_a_timing_out_llm_costs_one_timeout_per_cycle_and_sends_mail_to_review_n
         for n in (1, 2):
             started = time.monotonic()
             cycle(stack, config)
-            assert time.monotonic() - started < 20
+            assert time.monotonic() - started < 60  # not 20 timeouts in a row (the count below is exact)
             reviews = [r for (r,) in stack.ledger("SELECT json_extract(record, '$.classification.review_reason') "
                                                   "FROM messages") if r and r.startswith("LLM failed")]
             # one call waits for its timeout, then the LLM is paused for the rest of the cycle

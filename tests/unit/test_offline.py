@@ -1,9 +1,11 @@
-"""The offline classifier on hand-written mail: training, the list-mail hint, review paths and the model file."""
+"""The offline classifier on hand-written mail: cues, training, the lead tilt, the list-mail hint, review paths and the
+model file."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import stat
 import time
 import zlib
@@ -14,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.cues import analyse, features
 from bot.mime import parse_email
 from bot.models import CATEGORIES, Email, PrefilterResult
-from bot.cues import analyse, features
 from bot.offline import Model, OfflineClassifier, base_examples, best, load_or_train, train
 
 LANGS = ("en", "de", "fr", "es", "it", "pt", "nl")
@@ -382,10 +384,18 @@ def test_lead_wins_a_close_call_but_not_a_clear_one() -> None:
     assert best({"lead": 0.0, "vendor": 0.6, "other": 0.4}, ("lead", "vendor", "other")) == "vendor"
 
 
-def test_a_lead_won_only_by_the_tilt_keeps_its_own_confidence(classifier: OfflineClassifier) -> None:
-    # Mixed wording: a problem with an installed pump and a request for a quotation of a new one.
-    result = classifier.classify(mail("Pump problem", "Hello,\nour pump stopped working and leaks at the seal. "
-                                      "Could you quote a new one?\nRegards\nEmma Stone"))
-    if result.category == "lead":
-        assert result.confidence <= 1.0
-    assert result.category in ("lead", "support")
+def _fixed(shares: dict[str, float]) -> OfflineClassifier:
+    """A classifier whose text model gives every message the same category shares."""
+    rest = (1.0 - sum(shares.values())) / (len(CATEGORIES) - len(shares))
+    prior = [math.log(shares.get(c, rest)) for c in CATEGORIES]
+    return OfflineClassifier(Model(prior=prior, weights={}), LANGS, "en", 1500)
+
+
+def test_a_lead_won_only_by_the_tilt_keeps_its_own_low_confidence() -> None:
+    email = mail("Tomorrow", "Hello,\nsee you tomorrow at ten.\nRegards\nEmma Stone")
+    tilted = _fixed({"lead": 0.15, "support": 0.6}).classify(email)
+    assert tilted.category == "lead"
+    assert tilted.confidence < 0.3  # below any review threshold: a person looks at it
+    clear = _fixed({"lead": 0.02, "support": 0.75}).classify(email)
+    assert clear.category == "support"
+    assert clear.confidence > 0.6  # the tilt does not water down the other categories
