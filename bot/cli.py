@@ -41,6 +41,9 @@ class SecretFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
             msg = record.getMessage()
+            if record.exc_info:  # a traceback can quote a secret too: render it here, masked
+                msg = f"{msg}\n{logging.Formatter().formatException(record.exc_info)}"
+                record.exc_info, record.exc_text = None, None
             for s in self.secrets:
                 msg = msg.replace(s, "[secret]")
             record.msg, record.args = msg, None

@@ -58,6 +58,8 @@ def decide(cfg: Config, email: Email, pre: PrefilterResult, c: Classification,
                         draft=False, trash_after_hours=trash, notify=False, crm=act.crm,
                         reasons=tuple(reasons)), None
 
+    if act.draft and not (email.reply_to or email.from_addr):
+        return review_decision(cfg, c.category, (*reasons, "review: no sender address to reply to")), None
     people = list(cfg.routing.people()) + list(cfg.routing.colleagues)
     replied = colleague_replied(thread(), cfg.company.domains, people)
     if replied:

@@ -17,7 +17,7 @@ from typing import Any
 
 import google.oauth2.credentials
 import httplib2
-from google.auth.exceptions import RefreshError
+from google.auth.exceptions import RefreshError, TransportError
 from google.oauth2 import service_account
 from google_auth_httplib2 import Request as HttplibRequest
 
@@ -91,6 +91,9 @@ def load_credentials(cfg: GmailConfig, scopes: list[str]) -> Any:
             if not getattr(exc, "retryable", False):
                 raise AuthError(AUTH_EXPIRED) from None
             log.warning("Gmail token refresh failed for now (the token endpoint is unavailable); retrying later")
+        except TransportError as exc:
+            # The network, not the grant: the first Gmail call refreshes again and the cycle retries it.
+            log.warning("cannot reach the Gmail token endpoint for now (%s); retrying later", type(exc).__name__)
     return creds
 
 

@@ -252,3 +252,11 @@ def test_extracted_lead_details_reach_the_audit_row_and_the_crm_note(tmp_path: P
     assert contact["id"] == row["crm_id"]
     assert "Wants 3 pumps for a brewery." in contact["note_texts"][0]
     assert "timeline: quarter" in contact["note_texts"][0]
+
+
+def test_a_lead_without_any_sender_address_goes_to_review(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    pid = bot.mail.add(raw_mail(LEAD, sender="undisclosed-recipients:;"))
+    bot.cycle()
+    assert "Triage/Review" in bot.labels(pid) and bot.drafts() == [] and bot.crm.contacts == {}
+    assert "no sender address" in bot.audit.rows[0]["reasons"]
