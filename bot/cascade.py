@@ -37,6 +37,15 @@ class LlmFailure(Exception):
         self.pause_seconds = pause_seconds
 
 
+class LlmUnavailable(Exception):
+    """The LLM is down or overloaded for now. The pipeline retries the message next cycle, and on its last
+    attempt takes `fallback` (the offline result, marked for review), so a short outage changes no decision."""
+
+    def __init__(self, reason: str, fallback: Classification) -> None:
+        super().__init__(f"LLM unavailable: {reason}")
+        self.fallback = fallback
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -63,7 +72,14 @@ class CascadeClassifier:
 
     def classify(self, email: Email, hint: PrefilterResult | None = None) -> Classification:
         offline = self._offline.classify(email, hint)
-        result = self._escalate(email, hint, offline) if self._wants_llm(email, offline, hint) else offline
+        try:
+            result = self._escalate(email, hint, offline) if self._wants_llm(email, offline, hint) else offline
+        except LlmUnavailable as exc:
+            raise LlmUnavailable(str(exc).removeprefix("LLM unavailable: "),
+                                 self._flag_injection(email, exc.fallback)) from None
+        return self._flag_injection(email, result)
+
+    def _flag_injection(self, email: Email, result: Classification) -> Classification:
         rule = detect_injection(email)
         if rule is None:
             return result
@@ -89,7 +105,8 @@ class CascadeClassifier:
         now = self._clock()
         if self._paused_until is not None and now < self._paused_until:
             self.counts["paused"] += 1
-            return self._review(offline, f"LLM failed: {self._pause_reason} (paused)")
+            reason = f"{self._pause_reason} (paused)"
+            raise LlmUnavailable(reason, self._review(offline, f"LLM failed: {reason}"))
         if self._spent_today(now) >= self._cfg.daily_budget_usd:
             self.counts["budget"] += 1
             return self._review(offline, "LLM budget exhausted")
@@ -98,14 +115,17 @@ class CascadeClassifier:
         except LlmFailure as exc:
             self.counts["failed"] += 1
             self._account(exc.usage)
-            if exc.pause_seconds > 0:
+            fallback = self._review(offline, f"LLM failed: {exc.reason}", exc.usage)
+            if exc.pause_seconds > 0:  # the service is down, not this mail's fault: try it again later
                 self._paused_until, self._pause_reason = now + timedelta(seconds=exc.pause_seconds), exc.reason
-            return self._review(offline, f"LLM failed: {exc.reason}", exc.usage)
-        except Exception as exc:  # an SDK or network error the adapter did not map: still only this mail
+                raise LlmUnavailable(exc.reason, fallback) from None
+            return fallback
+        except Exception as exc:  # an SDK or network error the adapter did not map: retried like an outage
             log.warning("LLM call failed: %s", type(exc).__name__)
             self.counts["failed"] += 1
             self._account(Usage(calls=1))
-            return self._review(offline, f"LLM failed: {type(exc).__name__}", Usage(calls=1))
+            reason = type(exc).__name__
+            raise LlmUnavailable(reason, self._review(offline, f"LLM failed: {reason}", Usage(calls=1))) from None
         self._account(result.usage)
         self.counts["llm"] += 1
         # A review the offline side asked for rests on facts about the message the LLM is not shown (delivery

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
+from bot.cascade import LlmUnavailable
 from bot.config import Config
 from bot.corrections import CorrectionCheck
 from bot.decide import decide, describe_actions, prefilter_classification, review_decision
@@ -97,8 +98,12 @@ class Pipeline:
 
     # ------------------------------------------------------------ deciding
 
-    def classify(self, email: Email) -> tuple[PrefilterResult, Classification]:
-        """Pre-filter, then classify unless a rule already decided. Touches no state."""
+    def classify(self, email: Email, last_attempt: bool = True) -> tuple[PrefilterResult, Classification]:
+        """Pre-filter, then classify unless a rule already decided. Touches no state.
+
+        While the LLM is unavailable the message is deferred (LlmUnavailable propagates and the message is
+        retried next cycle) unless this is its last attempt: then the offline result decides, marked for review.
+        """
         cfg = self.cfg
         pre = prefilter(email, cfg.prefilter, frozenset(cfg.routing.colleagues), cfg.company.mailbox)
         if pre.outcome in ("skip", "category"):
@@ -107,7 +112,12 @@ class Pipeline:
                                           cfg.classify.languages)
             c = replace(prefilter_classification(pre), language=language)
         else:
-            c = self.s.classifier.classify(email, pre if pre.outcome == "hint" else None)
+            try:
+                c = self.s.classifier.classify(email, pre if pre.outcome == "hint" else None)
+            except LlmUnavailable as exc:
+                if not last_attempt:
+                    raise
+                c = exc.fallback
         if email.defects and not email.body.strip() and not email.subject.strip():
             c = replace(c, review_reason=c.review_reason or f"unreadable message: {'; '.join(email.defects)}")
         return pre, c
@@ -168,7 +178,9 @@ class Pipeline:
                 snapshot = self.s.mail.thread(ref.thread_id)
                 return snapshot
 
-            pre, c = self.classify(email)
+            row = led.get(ref.provider_id)
+            attempts = row.attempts if row is not None and row.status == "failed" else 0
+            pre, c = self.classify(email, last_attempt=self.dry_run or attempts + 1 >= self.cfg.poll.max_attempts)
             crash_point("after_classify")
             with led.transaction(rollback=self.dry_run):
                 ev = self.evaluate(email, pre, c, thread)
@@ -197,7 +209,10 @@ class Pipeline:
 
     def _record_failure(self, ref: MessageRef, exc: Exception) -> None:
         error = self._error_text(exc)[:500]
-        log.warning("message %s failed: %s", ref.provider_id, error, exc_info=not isinstance(exc, OSError))
+        if isinstance(exc, LlmUnavailable):
+            log.info("message %s deferred to the next cycle: %s", ref.provider_id, error)
+        else:
+            log.warning("message %s failed: %s", ref.provider_id, error, exc_info=not isinstance(exc, OSError))
         if self.dry_run:
             return
         led = self.s.ledger

@@ -77,39 +77,33 @@ def test_sheets_down_slack_rate_limited_and_a_flaky_gmail_end_where_a_clean_run_
     assert got.slack_order == reference40.slack_order
 
 
-def test_a_timing_out_llm_costs_one_timeout_per_cycle_and_sends_mail_to_review_never_elsewhere(
+def test_a_timing_out_llm_defers_mail_and_the_run_ends_where_a_clean_run_ends(
         tmp_path: Path, trained_model: Path, reference40: Outcome) -> None:
-    """The LLM's outage is not queued: the cascade decides with the offline model and sends what needed the
-    LLM to review (labelled, left in the inbox). Nothing is lost, nothing destructive happens on a guess."""
+    """While the LLM times out, the mail that needs it waits (one timeout per cycle, then the LLM is paused for
+    the rest of it) and everything else is processed. Once the LLM is back, the waiting mail is decided exactly
+    as in a run without faults. (An outage longer than poll.max_attempts cycles ends in review instead: see
+    tests/unit/test_pipeline.py.)"""
     mails = inbox40()
     with Stack(tmp_path / "slow", model=trained_model) as stack:
         stack.openai.stall(3.0)
         config = stack.write_config(classify__llm__timeout_seconds=1, classify__llm__max_retries=0,
-                                    poll__max_messages_per_cycle=20)
+                                    poll__max_messages_per_cycle=20, poll__max_attempts=5)
         stack.deliver(mails)
-        for n in (1, 2):
+        for _ in (1, 2):
             started = time.monotonic()
             cycle(stack, config)
-            assert time.monotonic() - started < 60  # not 20 timeouts in a row (the count below is exact)
-            reviews = [r for (r,) in stack.ledger("SELECT json_extract(record, '$.classification.review_reason') "
+            assert time.monotonic() - started < 60  # not 20 timeouts in a row
+            waiting = [e for (e,) in stack.ledger("SELECT last_error FROM messages WHERE status='failed'")
+                       if e.startswith("LlmUnavailable")]
+            assert waiting  # deferred, not decided on a guess
+            guesses = [r for (r,) in stack.ledger("SELECT json_extract(record, '$.classification.review_reason') "
                                                   "FROM messages") if r and r.startswith("LLM failed")]
-            # one call waits for its timeout, then the LLM is paused for the rest of the cycle
-            assert reviews.count("LLM failed: timeout") == n and 10 * n <= len(reviews) <= 20 * n
+            assert guesses == []
         stack.openai.stall(0.0)
         drain(stack, config)
         got = stack.outcome()
         assert_invariants(stack, got)
-        reasons = dict(stack.ledger("SELECT message_id, json_extract(record, '$.decision.reasons') FROM messages"))
-    want = reference40
-    reviewed = {mid for mid, (_, review, _) in got.decisions.items() if review}
-    assert any("LLM failed: timeout" in reasons[mid] for mid in reviewed)
-    for mid, decision in got.decisions.items():
-        if mid not in reviewed:
-            assert decision == want.decisions[mid], mid  # decided without the LLM: as with it
-        else:
-            assert "INBOX" in got.labels[mid] and "Triage/Review" in got.labels[mid]
-            assert mid not in got.drafts and mid not in got.trashed()
-    assert got.trashed() <= want.trashed() and set(got.drafts) <= set(want.drafts)
+    assert_same_outcome(got, reference40, same_order=False)
 
 
 # ---------------------------------------------------------------- the state disk

@@ -260,3 +260,44 @@ def test_a_lead_without_any_sender_address_goes_to_review(tmp_path: Path) -> Non
     bot.cycle()
     assert "Triage/Review" in bot.labels(pid) and bot.drafts() == [] and bot.crm.contacts == {}
     assert "no sender address" in bot.audit.rows[0]["reasons"]
+
+
+class OutageClassifier(KeywordClassifier):
+    """The keyword result when the 'LLM' is up; LlmUnavailable with a review fallback while it is down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    def classify(self, email: Any, hint: Any = None) -> Any:
+        from dataclasses import replace
+
+        from bot.cascade import LlmUnavailable
+
+        c = super().classify(email, hint)
+        if self.down:
+            raise LlmUnavailable("timeout", replace(c, review_reason="LLM failed: timeout"))
+        return c
+
+
+def test_a_short_llm_outage_defers_mail_and_ends_as_a_clean_run(tmp_path: Path) -> None:
+    bot = Bot(tmp_path, {"poll": {"max_attempts": 3}})
+    bot.classifier = OutageClassifier()
+    pid = bot.mail.add(raw_mail(LEAD))
+    bot.cycle()
+    bot.cycle()
+    assert bot.labels(pid) == {"INBOX", "UNREAD"} and bot.audit.rows == []  # waiting, not decided on a guess
+    bot.classifier.down = False
+    bot.cycle()
+    assert "Triage/Lead" in bot.labels(pid) and bot.audit.rows[0]["review"] == "" and len(bot.drafts()) == 1
+
+
+def test_a_long_llm_outage_falls_back_to_review_on_the_last_attempt(tmp_path: Path) -> None:
+    bot = Bot(tmp_path, {"poll": {"max_attempts": 3}})
+    bot.classifier = OutageClassifier()
+    pid = bot.mail.add(raw_mail(LEAD))
+    for _ in range(3):
+        bot.cycle()
+    assert {"Triage/Review", "INBOX"} <= bot.labels(pid) and bot.drafts() == []
+    [row] = bot.audit.rows
+    assert row["category"] == "lead" and "LLM failed: timeout" in row["reasons"]
