@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.cascade import LlmUnavailable, INJECTION_REVIEW, CascadeClassifier, LlmFailure, detect_injection
+from bot.cascade import INJECTION_REVIEW, CascadeClassifier, LlmFailure, LlmUnavailable, detect_injection
 from bot.config import LlmConfig
 from bot.models import Classification, Email, PrefilterResult, Usage
 
