@@ -37,6 +37,8 @@ def _follows(toks: Sequence[str], start: int, rest: Sequence[str]) -> bool:
 
 
 _Entry = tuple[tuple[str, ...], str, str]  # (words still to match, group, phrase)
+# one-word phrases, {second word: entries}, entries whose second word is a pattern
+_Head = tuple[list[tuple[str, str]], dict[str, list[_Entry]], list[_Entry]]
 
 
 class CueIndex:
@@ -47,8 +49,7 @@ class CueIndex:
     """
 
     def __init__(self, groups: dict[str, str]) -> None:
-        # first word -> (one-word phrases, {second word: entries}, entries whose second word is a pattern)
-        self._first: dict[str, tuple[list[tuple[str, str]], dict[str, list[_Entry]], list[_Entry]]] = {}
+        self._first: dict[str, _Head] = {}  # by first word
         self._stems: dict[str, list[tuple[str, tuple[str, ...], str, str]]] = {}
         for name, spec in groups.items():
             for phrase in spec.split("|"):
@@ -70,25 +71,30 @@ class CueIndex:
         """(group, phrase) of every match, in text order."""
         found: list[tuple[str, str]] = []
         first, stems = self._first, self._stems
+        numeric = first.get("#")
         last = len(toks) - 1
         for i, tok in enumerate(toks):
-            for head in (first.get(tok), first.get("#") if tok.isdigit() else None):
-                if head is None:
-                    continue
-                single, by_next, patterned = head
-                found += single
-                if i < last:
-                    entries = by_next.get(toks[i + 1]) if by_next else None
-                    if entries:
-                        found += [(name, phrase) for tail, name, phrase in entries
-                                  if not tail or _follows(toks, i + 2, tail)]
-                    if patterned:
-                        found += [(name, phrase) for rest, name, phrase in patterned if _follows(toks, i + 1, rest)]
+            head = first.get(tok)
+            if head is not None:
+                self._extend(found, head, toks, i, last)
+            if numeric is not None and tok.isdigit():
+                self._extend(found, numeric, toks, i, last)
             candidates = stems.get(tok[:4])
             if candidates:
                 found += [(name, phrase) for stem, rest, name, phrase in candidates
                           if tok.startswith(stem) and (not rest or _follows(toks, i + 1, rest))]
         return found
+
+    @staticmethod
+    def _extend(found: list[tuple[str, str]], head: _Head, toks: Sequence[str], i: int, last: int) -> None:
+        single, by_next, patterned = head
+        found += single
+        if i < last:
+            entries = by_next.get(toks[i + 1]) if by_next else None
+            if entries:
+                found += [(name, phrase) for tail, name, phrase in entries if not tail or _follows(toks, i + 2, tail)]
+            if patterned:
+                found += [(name, phrase) for rest, name, phrase in patterned if _follows(toks, i + 1, rest)]
 
 
 # Cue phrases per category in the sales languages (plus Dutch), written by hand. They carry across languages and
@@ -314,6 +320,11 @@ _LEXICON: dict[str, str] = {
     "|contribuente|contribuinte|belastingplichtige|new account below|our new account|old account|do not call"
     "|within # hours|innerhalb von # stunden|dans les # heures|en # horas|antes de # horas|entro # ore"
     "|em # horas|no prazo de # horas|binnen # uur",
+    # An order, serial or ticket number: mail about something that already exists (support, accounting).
+    "reference": "serial #|serial no #|serial number #|s n #|sn #|order #|order no #|order number #|po #|po no #"
+    "|ticket #|case #|rma #|auftrag #|auftragsnummer #|bestellnummer #|bestellung #|seriennummer #|commande #"
+    "|commande n #|numéro de série #|pedido #|pedido n #|número de serie #|ordine #|ordine n #|numero di serie #"
+    "|encomenda #|encomenda n #|número de série #|bestelling #|bestelnummer #|serienummer #",
     "personal": "love|hugs|kisses|xoxo|kiss|darling|honey|sweetheart|grandma|grandpa|uncle|aunt|party"
     "|liebe grüße|kuss|küsse|oma|opa|bisous|bises|mamie|papi|besos|abrazos|abuela|abuelo|baci|bacioni|nonna"
     "|nonno|beijos|beijinhos|avó|avô|kusjes|liefs|oma|opa|neighbours|nachbarn|voisins|vecinos|vicini|vizinhos"
@@ -469,13 +480,11 @@ _URL_PART = re.compile(r"https?://([^/\s?#>\"']+)([^\s>\"']*)")
 _QUANTITY = re.compile(r"\d\s*(?:x\b|pcs\b|pc\b|pieces\b|units?\b|nos\b|stück\b|stk\b|st\.|pièces\b|unités\b"
                        r"|unidades\b|uds\b|pezzi\b|pz\b|unità\b|peças\b|unid\b|stuks\b)")
 _QUANTITY_FIELD = re.compile(r"(?:qty|quantit[yàé]|menge|anzahl|cantidad|quantidade|aantal)\s*[:.]?\s*\d")
-_MODEL_CODE = re.compile(r"\b[A-Z]{2,6}[- ]?\d{2,5}[A-Z]?\b")
-# "our AMD-25", "unsere 6 AP-125": equipment the writer already has, named by its model code.
-_OWN_MODEL = re.compile(r"\b(?:our|unsere[nmrs]?|notre|nos|nuestr[oa]s?|nostr[aeio]|noss[oa]s?|onze)\s+(?:\d+\s+)?"
-                        r"(?:\w+\s+)?[A-Z]{2,6}[- ]?\d{2,5}\b")
-_REFERENCE = re.compile(r"\b(?:s/?n|serial(?: no\.?| number)?|order(?: no\.?| number)?|po|auftrag(?:snummer)?"
-                        r"|bestellnummer|commande|pedido|ordine|encomenda|bestelling|ticket|case|rma)\s*(?:no\.?|nr\.?"
-                        r"|n[°º]|#|:)?\s*[a-z]{0,4}[-/]?\d{3,}")
+_MODEL_CODE = re.compile(r"[A-Z]{2,6}[- ]?\d{2,5}[A-Z]?\b")  # "AMD-40", "AP 125", "DL6" is too short
+# "our AMD-25", "unsere 6 AP-125": equipment the writer already has, named by its model code (the words before it).
+_OWN_BEFORE = re.compile(r"\b(?:our|unsere[nmrs]?|notre|nos|nuestr[oa]s?|nostr[aeio]|noss[oa]s?|onze)\s+(?:\d+\s+)?"
+                         r"(?:\w+\s+)?$")
+_NEWSLETTER_HINTS = ("newsletter", "issue", "edition", "read this", "view ")
 _NON_LATIN_RE = re.compile(r"[^\x00-\u024f\s]")
 
 
@@ -531,7 +540,7 @@ def _structure(email: Email, low: str, words: int) -> list[tuple[str, float, boo
         ("not in latin script", 1.3, len(_NON_LATIN_RE.findall(sample)) > 0.3 * len(sample.replace(" ", ""))),
         ("east asian charset", 1.2, bool(_ASIAN_CHARSET.search(email.headers.get("content-type", "")))),
         ("unknown language", 1.2, words >= 40 and function_word_share(email.text) < 0.04),
-        ("names itself a newsletter", -0.8, bool(_NEWSLETTER_NAME.search(low[:400]))),
+        ("names itself a newsletter", -0.8, _names_itself_a_newsletter(low[:400])),
         ("feed item", -4.0, low.startswith("url: http", len(email.subject) + 2)),
         ("numbered offers", 1.7, low.count("http") >= 2 and len(_NUMBERED_LINE.findall(low)) >= 2),
         ("garbled text", 1.0, email.text.count("\ufffd") >= 5 or len(_LATIN1_SYMBOLS.findall(sample)) >= 8),
@@ -566,13 +575,29 @@ def _structure(email: Email, low: str, words: int) -> list[tuple[str, float, boo
         ("cv attached", 0.0, any(_CV_NAME.search(a.filename) for a in email.attachments)),
         ("pdf attached", 0.0, any(a.filename.lower().endswith(".pdf") for a in email.attachments)),
         ("quantity", 0.0, bool(_QUANTITY.search(low) or _QUANTITY_FIELD.search(low))),
-        ("model code", 0.0, bool(_MODEL_CODE.search(email.text))),
-        ("reference number", 0.0, bool(_REFERENCE.search(low))),
-        ("names its own model", 0.0, bool(_OWN_MODEL.search(email.text))),
+        *_model_codes(email.text),
         ("question", 0.0, "?" in email.body),
         ("several questions", 0.0, email.body.count("?") >= 2),
         *_link_signs(email, low),
     ]
+
+
+def _names_itself_a_newsletter(opening: str) -> bool:
+    return any(h in opening for h in _NEWSLETTER_HINTS) and bool(_NEWSLETTER_NAME.search(opening))
+
+
+def _model_codes(text: str) -> list[tuple[str, float, bool]]:
+    """A product code in the text, and whether the writer calls it theirs (an installed unit, not a wish)."""
+    found = own = False
+    for m in _MODEL_CODE.finditer(text):
+        start = m.start()
+        if start and text[start - 1].isalnum():
+            continue  # inside a longer word or number
+        found = True
+        if _OWN_BEFORE.search(text, max(0, start - 40), start):
+            own = True
+            break
+    return [("model code", 0.0, found), ("names its own model", 0.0, own)]
 
 
 def _link_signs(email: Email, low: str) -> list[tuple[str, float, bool]]:

@@ -19,7 +19,7 @@ DetectorFactory.seed = 0
 # Frequent function words and mail phrases per language. A word listed under several languages counts for each
 # of them with a share of its weight, so "de" or "a" alone never decides anything.
 _WORDS: dict[str, str] = {
-    "en": "the and of to is are was were be been have has had this that these those with for from you your "
+    "en": "a i no my the and of to is are was were be been have has had this that these those with for from you your "
     "we our us they their it its not but would could should will can please thanks thank regards dear "
     "hello hi which what when where who how there here about any some all an if or as by at on do does "
     "did just also only very more me in need looking forward attached find let know best kind sincerely"
@@ -37,7 +37,7 @@ _WORDS: dict[str, str] = {
     "como pero o muy más gracias hola señor señora estimado estimada saludos atentamente cordiales "
     "está están estamos este esta estos estas ser hay le les lo me mi mis usted ustedes quisiera "
     "podrían adjunto también pedido entrega precio presupuesto",
-    "it": "il lo la gli le e è sono un una uno del della dei delle per con in su da di non che come ma o "
+    "it": "i il lo la gli le e è sono un una uno del della dei delle per con in su da di non che come ma o "
     "molto più grazie buongiorno salve gentile gentili egregio cordiali saluti distinti siamo ci vi "
     "nostro nostra vostro vostra questo questa anche alla allo al nel nella mi ti si ho ha abbiamo "
     "potreste vorremmo allegato ordine consegna prezzo preventivo",
@@ -66,6 +66,8 @@ _CHAR_WEIGHT = 0.5
 _CHAR_CAP = 2.0  # a name like "Müller" in an English mail must not outvote its words
 
 _TOKEN_RE = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)?")
+# Links and addresses are no language: "www.example.com" would count "com" (Portuguese "with") for pt.
+_LINK_RE = re.compile(r"\S*(?:https?://|www\.|@)\S*")
 _SCAN_CHARS = 800  # the opening of a mail decides its language; reading further only costs time
 _OPENING_CHARS = 300
 _SURE_HITS = 3.0  # scorer hits needed (with a clear lead) to decide without a second opinion
@@ -76,6 +78,8 @@ _LANGDETECT_MIN_PROB = 0.90
 
 def _scores(text: str) -> dict[str, float]:
     scores: dict[str, float] = {}
+    if "@" in text or "http" in text or "www." in text:
+        text = _LINK_RE.sub(" ", text)
     for token in _TOKEN_RE.findall(text.lower()):
         weights = _WORD_WEIGHTS.get(token)
         if weights:

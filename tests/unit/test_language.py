@@ -88,3 +88,16 @@ def test_scorer_is_fast_for_ordinary_mail() -> None:
         detect_language(t, ALL)
     per_call_ms = 1000 * (time.perf_counter() - started) / len(texts)
     assert per_call_ms < 2.0  # generous: the scorer takes microseconds; langdetect alone would take ~2 ms
+
+
+def test_links_and_addresses_do_not_vote() -> None:
+    # "www.example.com" used to count "com" (Portuguese "with") for pt, outvoting a short English text.
+    text = "Got a fix: see http://www.example.com/a.com/x and www.foo.com or mail me@bar.com, it is a patch for a bug"
+    assert detect_language(text, ALL)[0] == "en"
+    portuguese = "Olá, segue o orçamento em anexo, com o prazo de entrega: https://www.exemplo.com.br/orcamento"
+    assert detect_language(portuguese, ALL)[0] == "pt"
+
+
+def test_english_articles_count_for_english() -> None:
+    assert detect_language("I need a new pump. Is it a problem? See www.site.com", ALL)[0] == "en"
+    assert detect_language("Vorremmo i vostri prezzi per una pompa e i tempi di consegna, grazie.", ALL)[0] == "it"

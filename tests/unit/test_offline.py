@@ -369,7 +369,7 @@ def test_form_signs_and_the_sender_role_become_features() -> None:
                  "Best regards\nAnna Clarke\nPurchasing Manager\nNorthwind Water Ltd",
                  sender="Anna Clarke <purchasing@northwind-water.example>")
     feats = features(email, analyse(email))
-    assert {"!flag:quantity", "!flag:model code", "!flag:reference number", "!role:buyer"} <= set(feats)
+    assert {"!flag:quantity", "!flag:model code", "!reference:1", "!role:buyer"} <= set(feats)
     pitch = mail("Growth", "Hi,\nquick question about your sales pipeline.\n\nSam Lee\nBusiness Development Manager",
                  sender="Sam Lee <sam@growthly.example>")
     assert "!role:seller" in features(pitch, analyse(pitch))
