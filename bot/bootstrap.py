@@ -101,3 +101,20 @@ def build_services(cfg: Config) -> Services:
     audit, notifiers, crms = build_sinks(cfg)
     return Services(cfg=cfg, mail=build_mail(cfg, ledger), classifier=build_classifier(cfg, ledger), ledger=ledger,
                     audit_sinks=audit, notifiers=notifiers, crms=crms, link=thread_link(cfg))  # type: ignore[arg-type]
+
+
+def alert_team(cfg: Config, text: str) -> None:
+    """Best effort: every notifier that can raise an alert gets `text`; failures only reach the log."""
+    try:
+        _, notifiers, _ = build_sinks(cfg)
+    except Exception as exc:  # the config names a sink that cannot even be built: the log line must do
+        log.warning("could not build the notifiers for an alert: %s", type(exc).__name__)
+        return
+    for notifier in notifiers:
+        alert = getattr(notifier, "alert", None)
+        if alert is None:
+            continue
+        try:
+            alert(text)
+        except Exception as exc:
+            log.warning("alert through %s failed: %s", notifier.name, type(exc).__name__)

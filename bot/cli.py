@@ -69,7 +69,7 @@ def cmd_run(cfg: Config, once: bool, dry_run: bool) -> int:
     from bot.bootstrap import build_services
     from bot.learn import ModelReloader, reloading
     from bot.pipeline import Pipeline
-    from bot.scheduler import run_daemon, summary
+    from bot.scheduler import EXIT_AUTH, run_daemon, summary
 
     stop = threading.Event()
     reloader = ModelReloader(cfg.classify.model_path)  # before the model is read: no change slips in between
@@ -81,7 +81,12 @@ def cmd_run(cfg: Config, once: bool, dry_run: bool) -> int:
             print(line)
         log.info("%scycle done: %s", "dry-run " if dry_run else "", summary(report))
         return 0
-    return run_daemon(reloading(cfg, services, pipeline.run_cycle, reloader), cfg.poll.interval_seconds, stop)
+    code = run_daemon(reloading(cfg, services, pipeline.run_cycle, reloader), cfg.poll.interval_seconds, stop)
+    if code == EXIT_AUTH:
+        from bot.bootstrap import alert_team
+
+        alert_team(cfg, "Gmail authorization was lost; the bot stopped. Run `python run.py auth gmail` again.")
+    return code
 
 
 def iter_eml(paths: Sequence[str]) -> Iterator[tuple[str, bytes | Exception]]:
@@ -252,7 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return cmd_run(cfg, args.once, args.dry_run)
     except AuthError as exc:
+        from bot.bootstrap import alert_team
+
         log.error("%s", exc)
+        alert_team(cfg, str(exc))
         return 2
     except StateError as exc:
         log.error("%s", exc)

@@ -46,7 +46,7 @@ _MODEL_SPAM_VOTE = (0.0, 2.5)  # bounds of its spam log-odds against that: it ma
 _MODEL_SPAM_WEIGHT = 0.6
 _BUSINESS = ("lead", "support", "accounting", "vendor", "job_applicant")
 _SAFE_CAP = 0.6  # spam/newsletter confidence when the text also talks business: review, never trash
-_CACHE_LIMIT = 200_000
+_CACHE_LIMIT = 50_000  # feature strings; caps the cache at a few MB however much mail passes
 TRAIN_DIR_NAME = "train"  # the training set beside the gold folder
 _UNSEEN: Any = object()
 

@@ -116,6 +116,8 @@ class AuditSink(Protocol):
 
 
 class Notifier(Protocol):
+    """Optionally also `alert(text) -> None`: tell the team the bot needs a person (lost authorization...)."""
+
     name: str
 
     def notify(self, payload: dict[str, Any], retry: bool) -> str:

@@ -140,3 +140,24 @@ def test_daemon_stops_warm_on_sigterm(tmp_path: Path) -> None:
     assert code == 0
     rows = list(csv.DictReader((tmp_path / "state" / "audit.csv").open(encoding="utf-8")))
     assert len(rows) == len(list((ROOT / "demo" / "inbox").glob("*.eml")))
+
+
+def test_lost_gmail_authorization_stops_with_one_clear_line_and_an_alert(tmp_path: Path) -> None:
+    from tests.contract.fake_gmail import FakeGmail
+
+    with FakeGmail() as gm:
+        token = tmp_path / "state" / "gmail-token.json"
+        token.parent.mkdir(mode=0o700)
+        gm.write_token_file(token)
+        gm.revoke_refresh_token(json.loads(token.read_text())["refresh_token"])
+        gm.expire_access_tokens()
+        cfg = config_in(tmp_path, mail__provider="gmail", mail__gmail__token_file=str(token),
+                        mail__gmail__api_endpoint=gm.server.url + "/",
+                        mail__gmail__batch_uri=gm.server.url + "/batch/gmail/v1",
+                        mail__gmail__token_uri=gm.server.url + "/token")
+        result = run(cfg, "--once")
+    err = result.stderr.decode()
+    assert result.returncode == 2, err
+    assert "Traceback" not in err
+    assert "run `python run.py auth gmail` again" in err
+    assert "ALERT:" in err  # the console notifier raised it for the team

@@ -181,3 +181,12 @@ def test_rejected_token_is_unavailable_without_retrying(env: Env) -> None:
     with pytest.raises(SinkUnavailable, match="invalid_auth"):
         env.new_notifier().notify(payload(), retry=False)
     assert env.sleeps == []
+
+
+def test_an_alert_goes_to_the_fallback_channel_as_escaped_text(env: Env) -> None:
+    env.notifier.alert("Gmail authorization expired <!channel>: run `python run.py auth gmail` again")
+    (post,) = env.fake.in_channel(FALLBACK)
+    assert "Gmail authorization expired &lt;!channel&gt;" in post.text and "<!channel>" not in post.text
+    env.cfg = SlackConfig(**{**env.cfg.__dict__, "fallback_channel": ""})
+    env.new_notifier().alert("nobody to tell")
+    assert len(env.fake.posted) == 1
