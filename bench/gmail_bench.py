@@ -143,6 +143,19 @@ def peak_per_minute(log: list[tuple[float, str, str, int]]) -> int:
     return best
 
 
+
+def decisions_by_message(ledger: Any) -> tuple[dict[str, str], dict[str, list[str]], set[str]]:
+    """From the bot's ledger: category per message, the messages of each thread, the messages with a draft."""
+    category: dict[str, str] = {}
+    threads: dict[str, list[str]] = defaultdict(list)
+    drafted: set[str] = set()
+    for row in ledger.iter_messages():
+        category[row.provider_id] = row.category
+        threads[row.thread_id].append(row.provider_id)
+        if ledger.effect_result(row.provider_id, "draft"):
+            drafted.add(row.provider_id)
+    return category, threads, drafted
+
 def attribute(log: list[tuple[float, str, str, int]], category: dict[str, str], threads: dict[str, list[str]],
               ) -> tuple[dict[str, float], dict[str, float]]:
     """Units per message (by provider id) and overhead units per method."""
@@ -261,14 +274,7 @@ def measure(args: argparse.Namespace, tmp_path: Path, token_file: Path, fake: Co
     fake.send(("log", None))
     stats = fake.recv()
     log: list[tuple[float, str, str, int]] = stats["log"]
-    category: dict[str, str] = {}
-    threads: dict[str, list[str]] = defaultdict(list)
-    drafted: set[str] = set()
-    for row in services.ledger.iter_messages():
-        category[row.provider_id] = row.category
-        threads[row.thread_id].append(row.provider_id)
-        if services.ledger.effect_result(row.provider_id, "draft"):
-            drafted.add(row.provider_id)
+    category, threads, drafted = decisions_by_message(services.ledger)
     per_message, overhead = attribute(log, category, threads)
     total = sum(u for *_, u in log)
     processed, failed = summarise(drain)

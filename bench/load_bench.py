@@ -24,7 +24,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from gmail_bench import (  # the same directory: `python bench/load_bench.py` pu
     DEFAULT_CORPUS,
     USER_LIMIT_PER_MINUTE,
     attribute,
+    decisions_by_message,
     peak_per_minute,
     serve_fake,
     units_table,
@@ -115,14 +116,7 @@ def measure(args: argparse.Namespace, tmp: Path, token_file: Path, fake: Connect
     stats = fake.recv()
     log: list[tuple[float, str, str, int]] = stats["log"]
 
-    category: dict[str, str] = {}
-    threads: dict[str, list[str]] = defaultdict(list)
-    drafted: set[str] = set()
-    for row in services.ledger.iter_messages():
-        category[row.provider_id] = row.category
-        threads[row.thread_id].append(row.provider_id)
-        if services.ledger.effect_result(row.provider_id, "draft"):
-            drafted.add(row.provider_id)
+    category, threads, drafted = decisions_by_message(services.ledger)
     per_message, overhead = attribute(log, category, threads)
     total = sum(u for *_, u in log)
     peak = peak_per_minute(log)
