@@ -114,7 +114,8 @@ def notify_payload(ledger: Ledger, row: MessageRow) -> dict[str, Any]:
         "summary": c.get("summary") or em.get("body", "")[:140].replace("\n", " "),
         "category": row.category,
         "thread_link": rec.get("link", ""),
-        "draft_link": ledger.effect_result(row.provider_id, "draft"),
+        # The draft lives in the thread (Gmail shows it there), so the thread is where "open the draft" leads.
+        "draft_link": rec.get("link", "") if ledger.effect_result(row.provider_id, "draft") else "",
     }
 
 
