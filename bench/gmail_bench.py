@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -217,33 +218,45 @@ def main() -> int:
     if not args.corpus.is_dir():
         ap.error(f"no corpus at {args.corpus} (pass --corpus DIR)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with tempfile.TemporaryDirectory() as tmp, fake_gmail_process(args, Path(tmp)) as (fake, ready, loading):
+        return measure(args, Path(tmp), fake, ready, loading)
+
+
+@contextmanager
+def fake_gmail_process(args: argparse.Namespace, tmp_path: Path) -> Iterator[tuple[Connection, dict[str, Any], float]]:
+    """The fake Gmail in a process of its own (so RSS figures are the bot's), loaded with args.n messages;
+    yields its control pipe, its ready message and the seconds loading took."""
     ctx = multiprocessing.get_context("fork")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp)
-        token_file = tmp_path / "state" / "gmail-token.json"
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=serve_fake, daemon=True,
-                           args=(child, args.corpus, args.n, args.seed, args.latency_ms / 1000, token_file))
-        loading = time.perf_counter()
-        proc.start()
-        try:
-            ready = parent.recv()
-            loading = time.perf_counter() - loading
-            return measure(args, tmp_path, token_file, parent, ready, loading)
-        finally:
-            if proc.is_alive():
-                parent.send(("stop", None))
-                proc.join(10)
-            if proc.is_alive():
-                proc.terminate()
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=serve_fake, daemon=True,
+                       args=(child, args.corpus, args.n, args.seed, args.latency_ms / 1000, token_path(tmp_path)))
+    loading = time.perf_counter()
+    proc.start()
+    try:
+        ready = parent.recv()
+        yield parent, ready, time.perf_counter() - loading
+    finally:
+        if proc.is_alive():
+            parent.send(("stop", None))
+            proc.join(10)
+        if proc.is_alive():
+            proc.terminate()
 
 
-def measure(args: argparse.Namespace, tmp_path: Path, token_file: Path, fake: Connection, ready: dict[str, Any],
-            loading: float) -> int:
-    url = ready["url"]
-    cfg = make_config(tmp_path, {"mail": {"provider": "gmail", "gmail": {
+def token_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "gmail-token.json"
+
+
+def gmail_config(tmp_path: Path, url: str, patch: dict[str, Any] | None = None) -> Any:
+    """The shipped config with state under tmp_path and Gmail pointed at the fake at url."""
+    return make_config(tmp_path, {"mail": {"provider": "gmail", "gmail": {
         "api_endpoint": url + "/", "batch_uri": url + "/batch/gmail/v1", "token_uri": url + "/token",
-        "token_file": str(token_file)}}, "notify": {"console": False}})
+        "token_file": str(token_path(tmp_path))}}, "notify": {"console": False}, **(patch or {})})
+
+
+def measure(args: argparse.Namespace, tmp_path: Path, fake: Connection, ready: dict[str, Any],
+            loading: float) -> int:
+    cfg = gmail_config(tmp_path, ready["url"])
     services = build_services(cfg)
     pipeline = Pipeline(services)
     max_cycles = 4 * args.n // max(1, cfg.poll.max_messages_per_cycle) + 10

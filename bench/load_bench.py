@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import resource
 import sys
 import tempfile
@@ -34,8 +33,9 @@ from gmail_bench import (  # the same directory: `python bench/load_bench.py` pu
     USER_LIMIT_PER_MINUTE,
     attribute,
     decisions_by_message,
+    fake_gmail_process,
+    gmail_config,
     peak_per_minute,
-    serve_fake,
     units_table,
 )
 from pipeline_bench import rss_mb
@@ -45,7 +45,6 @@ sys.path.insert(0, str(ROOT))
 
 from bot.bootstrap import build_services  # noqa: E402
 from bot.pipeline import Pipeline  # noqa: E402
-from tests.fakes import make_config  # noqa: E402
 
 
 def growth_per_thousand(samples: list[tuple[float, int, float]], warm: float = 0.2) -> float:
@@ -86,29 +85,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    ctx = multiprocessing.get_context("fork")
-    with tempfile.TemporaryDirectory() as tmp:
-        token_file = Path(tmp) / "state" / "gmail-token.json"
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=serve_fake, daemon=True,
-                           args=(child, args.corpus, args.n, args.seed, args.latency_ms / 1000, token_file))
-        proc.start()
-        try:
-            return measure(args, Path(tmp), token_file, parent, parent.recv())
-        finally:
-            if proc.is_alive():
-                parent.send(("stop", None))
-                proc.join(10)
-            if proc.is_alive():
-                proc.terminate()
+    with tempfile.TemporaryDirectory() as tmp, fake_gmail_process(args, Path(tmp)) as (fake, ready, _):
+        return measure(args, Path(tmp), fake, ready)
 
 
-def measure(args: argparse.Namespace, tmp: Path, token_file: Path, fake: Connection, ready: dict[str, Any]) -> int:
-    url = ready["url"]
-    cfg = make_config(tmp, {"mail": {"provider": "gmail", "gmail": {
-        "api_endpoint": url + "/", "batch_uri": url + "/batch/gmail/v1", "token_uri": url + "/token",
-        "token_file": str(token_file)}}, "notify": {"console": False},
-        "poll": {"max_messages_per_cycle": args.cycle}})
+def measure(args: argparse.Namespace, tmp: Path, fake: Connection, ready: dict[str, Any]) -> int:
+    cfg = gmail_config(tmp, ready["url"], {"poll": {"max_messages_per_cycle": args.cycle}})
     services = build_services(cfg)
     processed, failed, samples = drain(Pipeline(services), 4 * args.n // args.cycle + 10)
     seconds = samples[-1][0]

@@ -91,7 +91,6 @@ class Pipeline:
         self.cfg = services.cfg
         self.dry_run = dry_run
         self.stop = stop or threading.Event()
-        self._labels_ready = False
         self._corrections = CorrectionCheck()  # every CHECK_EVERY cycles: labels people changed, sheet column
         self._secrets = [x for x in (self.cfg.classify.llm.api_key, self.cfg.notify.slack.token,
                                      self.cfg.crm.hubspot.token) if x and len(x) >= 6]
