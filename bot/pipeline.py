@@ -30,11 +30,12 @@ from bot.ports import AuditSink, AuthError, Classifier, Crm, MailProvider, Notif
 from bot.prefilter import prefilter
 from bot.records import audit_row, crm_payload, message_record, notify_payload
 from bot.replies import build_reply
-from bot.state import Effect, Ledger, MessageRow, StateError, iso, now_utc
+from bot.state import Effect, Ledger, MessageRow, OutboxItem, StateError, iso, now_utc
 
 log = logging.getLogger("bot.pipeline")
 
 OUTBOX_BATCH = 200
+SET_ASIDE_MAX = 10  # rows of one batch an audit sink may refuse on their own before the rest waits a cycle
 LABEL_BATCH = 1000  # deferred label changes applied at once at most (Gmail's batchModify takes 1,000 ids)
 
 
@@ -44,6 +45,15 @@ class BulkLabels(Protocol):
 
     def modify_many(self, provider_ids: Sequence[str], add: Sequence[str], archive: bool) -> Mapping[str, Exception]:
         """modify(id, add, [], archive) for every id; returns the error of each message left unchanged."""
+        ...
+
+
+@runtime_checkable
+class DraftIds(Protocol):
+    """A mail provider whose drafts have ids of their own, apart from their messages' ids (Gmail)."""
+
+    def draft_id(self, message_id: str) -> str:
+        """The id create_draft() returned for the draft whose message thread() lists as `message_id`."""
         ...
 
 
@@ -265,8 +275,11 @@ class Pipeline:
                 # A draft from an earlier attempt may exist (crash, or a failure after the server created it).
                 existing = [m for m in (snapshot if snapshot is not None else mail.thread(thread_id))
                             if m.is_draft and m.source_id == source]
-                draft_id = existing[0].provider_id if existing else mail.create_draft(
-                    eff.payload["raw"].encode("utf-8"), thread_id)
+                if not existing:
+                    draft_id = mail.create_draft(eff.payload["raw"].encode("utf-8"), thread_id)
+                else:  # thread() lists the draft's message; the record keeps the draft id, as for a fresh draft
+                    found = existing[0].provider_id
+                    draft_id = mail.draft_id(found) if isinstance(mail, DraftIds) else found
                 crash_point("after_draft")
                 led.finish_effect(eff.id, draft_id)
             elif eff.kind == "modify" and labels_later is not None:
@@ -335,23 +348,72 @@ class Pipeline:
         for notifier in self.s.notifiers:
             self._deliver_each(f"notify:{notifier.name}", partial(_notify, notifier, led), report)
         for sink in self.s.audit_sinks:
-            name = f"audit:{sink.name}"
-            while not self.stop.is_set():
-                items = led.pending_outbox(name, OUTBOX_BATCH)
-                if not items:
-                    break
-                rows = [audit_row(led, r) for r in (led.get(i.provider_id) for i in items) if r is not None]
-                ids = [i.id for i in items]
-                led.outbox_attempt(ids)
-                try:
-                    sink.write(rows, any(i.attempts > 0 for i in items))
-                except Exception as exc:
-                    led.outbox_failed(ids, self._error_text(exc))
-                    log.warning("%s unavailable, %d rows stay queued: %s", name, len(ids), exc)
-                    break
-                crash_point("after_audit_write")
-                led.outbox_done(ids, "written")
-                report.delivered[name] = report.delivered.get(name, 0) + len(ids)
+            self._deliver_rows(sink, report)
+
+    def _deliver_rows(self, sink: AuditSink, report: CycleReport) -> None:
+        """Audit rows in batches, oldest first. An outage stops the sink for this cycle with everything queued.
+        A batch refused for another reason (a 400 over one bad cell) is split until the rows at fault are alone:
+        the others are written, in order, and one bad row never holds up the audit (see _set_aside)."""
+        led, name, after = self.s.ledger, f"audit:{sink.name}", 0
+        while not self.stop.is_set():
+            items = led.pending_outbox(name, OUTBOX_BATCH, after)
+            if not items:
+                return
+            after = items[-1].id  # a row set aside stays pending: the next batch starts behind it
+            batch = [(i, audit_row(led, r)) for i in items if (r := led.get(i.provider_id)) is not None]
+            led.outbox_attempt([i.id for i in items])  # before the call: a crash after it replays with retry=True
+            refused: list[tuple[OutboxItem, str]] = []
+            written = report.delivered.get(name, 0)
+            going = self._write_rows(sink, name, batch, any(i.attempts > 0 for i in items), refused, report)
+            if refused and report.delivered.get(name, 0) == written:
+                # Not one row went through: nothing shows the fault is in these rows rather than in the sink.
+                led.outbox_failed([i.id for i, _ in refused], refused[0][1])
+                log.warning("%s refused %d rows, they stay queued: %s", name, len(refused), refused[0][1])
+                return
+            self._set_aside(name, refused)
+            if not going:
+                return
+
+    def _write_rows(self, sink: AuditSink, name: str, batch: list[tuple[OutboxItem, dict[str, Any]]], retry: bool,
+                    refused: list[tuple[OutboxItem, str]], report: CycleReport) -> bool:
+        """Write the rows in order; False after an outage (what is not written yet stays queued). Any other
+        refusal splits the rows in halves, written one after the other, down to single rows: a row refused on
+        its own goes to `refused` and the rows after it are still written (up to SET_ASIDE_MAX such rows)."""
+        led = self.s.ledger
+        if len(refused) >= SET_ASIDE_MAX:  # refusing row after row: more likely the sink's fault than the rows'
+            return False
+        try:
+            sink.write([row for _, row in batch], retry)
+        except Exception as exc:
+            error, outage = self._error_text(exc), isinstance(exc, SinkUnavailable | OSError)
+        else:
+            crash_point("after_audit_write")
+            led.outbox_done([i.id for i, _ in batch], "written")
+            report.delivered[name] = report.delivered.get(name, 0) + len(batch)
+            return True
+        if outage:  # the service, the network or the disk: never the fault of a row
+            led.outbox_failed([i.id for i, _ in batch], error)
+            log.warning("%s unavailable, %d rows stay queued: %s", name, len(batch), error)
+            return False
+        if len(batch) == 1:
+            refused.append((batch[0][0], error))
+            return True
+        half = len(batch) // 2  # the refused call may have written some rows: retry=True has the sink skip them
+        return (self._write_rows(sink, name, batch[:half], True, refused, report)
+                and self._write_rows(sink, name, batch[half:], True, refused, report))
+
+    def _set_aside(self, name: str, refused: list[tuple[OutboxItem, str]]) -> None:
+        """Rows the sink refused on their own while it wrote others: retried next cycle, and after max_attempts
+        such refusals recorded as failed with the reason (the ledger and `stats` show them), never dropped silently."""
+        led, most = self.s.ledger, self.cfg.poll.max_attempts
+        for item, error in refused:
+            count = led.outbox_refused(item.id, error)
+            if count < most:
+                log.warning("%s refused the row of %s (%d of %d tries), the rows after it went on: %s", name,
+                            item.provider_id, count, most, error)
+                continue
+            led.outbox_done([item.id], f"failed: {error}"[:500])
+            log.error("%s: gave up on the row of %s after %d refusals: %s", name, item.provider_id, count, error)
 
     def _deliver_each(self, name: str, send: Callable[[MessageRow, bool], str], report: CycleReport) -> None:
         led = self.s.ledger

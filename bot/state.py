@@ -65,11 +65,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     provider_id TEXT NOT NULL,
     sink TEXT NOT NULL,                -- audit:csv | audit:sheets | notify:slack | crm:hubspot ...
     status TEXT NOT NULL DEFAULT 'pending',   -- pending | done
-    attempts INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,       -- calls made (a crash after one means it may have landed)
     last_error TEXT NOT NULL DEFAULT '',
-    result TEXT NOT NULL DEFAULT '',
+    result TEXT NOT NULL DEFAULT '',       -- done: what the sink answered, or "failed: <error>" when given up
     created_at TEXT NOT NULL,
-    done_at TEXT NOT NULL DEFAULT ''
+    done_at TEXT NOT NULL DEFAULT '',
+    refusals INTEGER NOT NULL DEFAULT 0       -- times the sink refused this item on its own (not an outage)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sink, status, id);
 CREATE TABLE IF NOT EXISTS rotation (
@@ -169,6 +170,7 @@ class Ledger:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self._add_columns()
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the ledger {path}: {exc}") from None
         for suffix in ("-wal", "-shm"):
@@ -180,6 +182,16 @@ class Ledger:
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_columns(self) -> None:
+        """Columns newer than a ledger on disk: CREATE TABLE IF NOT EXISTS leaves an existing table as it is."""
+        have = {r["name"] for r in self.db.execute("PRAGMA table_info(outbox)")}
+        if "refusals" not in have:
+            try:
+                self.db.execute("ALTER TABLE outbox ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):  # another process opening the ledger added it first
+                    raise
 
     # ------------------------------------------------------------ transactions
 
@@ -325,12 +337,13 @@ class Ledger:
         self._exec("INSERT INTO outbox(provider_id, sink, created_at) VALUES(?,?,?)",
                    (provider_id, sink, iso(now_utc())))
 
-    def pending_outbox(self, sink: str, limit: int) -> list[OutboxItem]:
+    def pending_outbox(self, sink: str, limit: int, after: int = 0) -> list[OutboxItem]:
+        """The oldest pending items of a sink whose id is above `after` (to page past items left pending)."""
         # Items of a message wait until its mail effects are done, so rows and pings carry the draft id.
         rows = self._exec(
             "SELECT o.id, o.provider_id, o.sink, o.attempts FROM outbox o JOIN messages m USING(provider_id) "
-            "WHERE o.sink=? AND o.status='pending' AND m.status='done' ORDER BY o.id LIMIT ?",
-            (sink, limit)).fetchall()
+            "WHERE o.sink=? AND o.status='pending' AND m.status='done' AND o.id > ? ORDER BY o.id LIMIT ?",
+            (sink, after, limit)).fetchall()
         return [OutboxItem(r["id"], r["provider_id"], r["sink"], r["attempts"]) for r in rows]
 
     def outbox_attempt(self, ids: Sequence[int]) -> None:
@@ -349,6 +362,19 @@ class Ledger:
         with self.transaction():
             for i in ids:
                 self._exec("UPDATE outbox SET last_error=? WHERE id=?", (error[:1000], i))
+
+    def outbox_refused(self, item_id: int, error: str) -> int:
+        """Count a refusal of this one item (not an outage); returns how many there have been."""
+        with self.transaction():
+            self._exec("UPDATE outbox SET refusals=refusals+1, last_error=? WHERE id=?", (error[:1000], item_id))
+            row = self._exec("SELECT refusals FROM outbox WHERE id=?", (item_id,)).fetchone()
+        return int(row["refusals"]) if row else 0
+
+    def outbox_given_up(self, since: str = "") -> dict[str, int]:
+        """Items per sink that ended as failed (given up at or after `since`); each one's reason is its result."""
+        rows = self._exec("SELECT sink, COUNT(*) AS n FROM outbox WHERE status='done' AND result LIKE 'failed:%' "
+                          "AND done_at >= ? GROUP BY sink", (since,)).fetchall()
+        return {r["sink"]: int(r["n"]) for r in rows}
 
     def outbox_result(self, provider_id: str, sink_prefix: str) -> str:
         row = self._exec("SELECT status, result, last_error FROM outbox WHERE provider_id=? AND sink LIKE ? "

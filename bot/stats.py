@@ -1,7 +1,7 @@
 """`python run.py stats`: what the bot did, from the ledger alone (no mail, no network).
 
 Messages per category and per classifier, review rate, LLM calls, tokens and cost per UTC day, corrections
-(with the most common changes), and the outbox backlog per sink.
+(with the most common changes), and the outbox backlog and the items given up, per sink.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def collect(ledger: Ledger, since: str = "") -> dict[str, Any]:
                         "changed": sum(1 for c in corrections if c["old_category"] != c["new_category"]),
                         "top": dict(pairs.most_common(TOP_PAIRS))},
         "outbox_backlog": ledger.outbox_backlog(),
+        "outbox_given_up": ledger.outbox_given_up(since),  # each one's reason is its result in the ledger's outbox
     }
 
 
@@ -79,4 +80,6 @@ def render(stats: dict[str, Any]) -> str:
     out += [f"  {pair}: {n}" for pair, n in corr["top"].items()]
     backlog = s["outbox_backlog"]
     out.append("outbox backlog: " + (", ".join(f"{k} {v}" for k, v in sorted(backlog.items())) or "empty"))
+    if s["outbox_given_up"]:  # rows, pings or CRM upserts that failed every time, each with its reason
+        out.append("outbox given up: " + ", ".join(f"{k} {v}" for k, v in sorted(s["outbox_given_up"].items())))
     return "\n".join(out)

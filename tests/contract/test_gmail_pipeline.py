@@ -522,3 +522,47 @@ def test_the_pacer_keeps_every_minute_under_the_quota_and_counts_what_gmail_char
     steps.append((t.now, gm.units - before))
     for when, _ in steps:
         assert sum(units for w, units in steps if when <= w < when + 60.0) <= limit
+
+
+# ---------------------------------------------------------------- a draft found again after a crash
+
+
+def test_a_draft_found_again_after_a_crash_is_recorded_by_its_draft_id(bot: GmailBot) -> None:
+    mid = bot.deliver(LEAD_SUBJECT)
+    bot.gm.fail_after("drafts.create", gerror(503, "backendError"))  # created, but the answer is an error
+
+    def die(seconds: float) -> None:
+        raise Crash  # killed while waiting to retry: the draft exists, the ledger does not know its id
+
+    bot.start(sleep=die)
+    with pytest.raises(Crash):
+        bot.cycle()
+    assert bot.ledger.effect_result(mid, "draft") == ""
+
+    bot.start()
+    bot.cycle()
+
+    (draft_id,) = bot.gm.drafts  # the id drafts.create issued, which the crashed process never heard
+    (draft,) = bot.drafts_in(mid)
+    assert bot.gm.drafts[draft_id] == draft.id != draft_id
+    assert bot.gm.calls.count("drafts.create") == 1
+    assert bot.ledger.effect_result(mid, "draft") == draft_id
+    (row,) = bot.rows(mid)
+    assert row["draft_id"] == draft_id
+    (ping,) = bot.notifier.sent
+    assert ping["draft_link"] == row["link"] and ping["draft_link"]  # the ping still opens the draft's thread
+
+
+def test_the_draft_id_of_a_draft_message_is_looked_up_past_the_first_page(bot: GmailBot) -> None:
+    for i in range(501):  # drafts people wrote fill the first page of drafts.list
+        bot.gm.drafts[f"p-{i}"] = bot.gm.add_message(subject=f"Someone's draft {i}", labels=("DRAFT",))
+    mid = bot.deliver(LEAD_SUBJECT)
+    bot.cycle()
+    (draft,) = bot.drafts_in(mid)
+    recorded = bot.ledger.effect_result(mid, "draft")
+    assert bot.gm.drafts[recorded] == draft.id  # what drafts.create answered
+
+    bot.gm.reset_counters()
+    assert bot.mail.draft_id(draft.id) == recorded
+    assert bot.gm.calls == ["drafts.list", "drafts.list"]
+    assert bot.mail.draft_id("not-a-draft") == "not-a-draft"  # nothing better to record, and never a second draft

@@ -301,3 +301,51 @@ def test_a_long_llm_outage_falls_back_to_review_on_the_last_attempt(tmp_path: Pa
     assert {"Triage/Review", "INBOX"} <= bot.labels(pid) and bot.drafts() == []
     [row] = bot.audit.rows
     assert row["category"] == "lead" and "LLM failed: timeout" in row["reasons"]
+
+
+class _DraftsByMessage(FakeMailProvider):
+    """A provider whose drafts have ids of their own, like Gmail's, and that can look them up (DraftIds)."""
+
+    def draft_id(self, message_id: str) -> str:
+        return next(d for d, pid in self.drafts.items() if pid == message_id)
+
+
+def test_a_draft_found_again_is_recorded_by_the_id_create_draft_gave_it(tmp_path: Path) -> None:
+    from bot.pipeline import DraftIds
+
+    bot = Bot(tmp_path)
+    bot.mail = _DraftsByMessage(processed_label=bot.cfg.labels.processed)
+    assert isinstance(bot.mail, DraftIds)
+    pid = bot.mail.add(raw_mail(LEAD))
+    bot.mail.fail_next("create_draft", MailError("connection reset"), after=True)  # landed, answer lost
+    bot.cycle()
+    bot.cycle()
+    ((draft_id, message),) = bot.mail.drafts.items()
+    assert draft_id != message and bot.ledger.effect_result(pid, "draft") == draft_id
+    assert [r["draft_id"] for r in bot.audit.rows] == [draft_id]
+
+
+def test_a_maildir_draft_found_again_keeps_the_id_create_draft_gives(tmp_path: Path) -> None:
+    from bot.adapters.maildir import DRAFTS, MaildirProvider
+
+    class DiesAfterDraft(MaildirProvider):
+        dies = True
+
+        def create_draft(self, raw: bytes, thread_id: str) -> str:
+            key = super().create_draft(raw, thread_id)
+            if self.dies:
+                self.dies = False
+                raise MailError("the process died before recording the draft")
+            return key
+
+    bot = Bot(tmp_path)
+    root = bot.cfg.mail.maildir.path
+    maildir = DiesAfterDraft(root, bot.cfg.labels.processed)
+    (root / "new" / "lead.1").write_bytes(raw_mail(LEAD))
+    bot.mail = maildir  # type: ignore[assignment]
+    bot.cycle()
+    bot.cycle()
+    (draft_file,) = (root / DRAFTS / "cur").iterdir()
+    key = draft_file.name.split(":", 1)[0]
+    assert bot.ledger.effect_result("lead.1", "draft") == key
+    assert [r["draft_id"] for r in bot.audit.rows] == [key]
