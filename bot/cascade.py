@@ -46,6 +46,19 @@ class LlmUnavailable(Exception):
         self.fallback = fallback
 
 
+def wants_llm(cfg: LlmConfig, threshold: float, email: Email, offline: Classification,
+              hint: PrefilterResult | None) -> bool:
+    """The cascade rule: would this offline result be sent to the LLM (before the thread cache and budget)?"""
+    if not (email.subject.strip() or email.body.strip()):
+        return False  # nothing to show it
+    if offline.review_reason:
+        return False  # it goes to a person for a reason the answer cannot lift (see _escalate): asking changes nothing
+    if (hint is not None and hint.outcome == "hint" and offline.category in DISPOSABLE
+            and offline.confidence >= threshold):
+        return False  # bulk mail the offline model is sure about: asking costs money and changes nothing
+    return offline.confidence < cfg.call_below_confidence or offline.category in cfg.call_for_categories
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -89,13 +102,7 @@ class CascadeClassifier:
                        fields={**result.fields, "injection_suspected": True})
 
     def _wants_llm(self, email: Email, offline: Classification, hint: PrefilterResult | None) -> bool:
-        if self._llm is None or not (email.subject.strip() or email.body.strip()):
-            return False  # no LLM, or nothing to show it
-        if (hint is not None and hint.outcome == "hint" and offline.category in DISPOSABLE
-                and offline.confidence >= self._threshold):
-            return False  # bulk mail the offline model is sure about: asking costs money and changes nothing
-        return (offline.confidence < self._cfg.call_below_confidence
-                or offline.category in self._cfg.call_for_categories)
+        return self._llm is not None and wants_llm(self._cfg, self._threshold, email, offline, hint)
 
     def _escalate(self, email: Email, hint: PrefilterResult | None, offline: Classification) -> Classification:
         assert self._llm is not None

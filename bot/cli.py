@@ -140,10 +140,12 @@ def cmd_audit_search(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
-    from bot.evaluate import LIMITS, LabelError, evaluate, missed, render
+    from bot.evaluate import LIMITS, LabelError, default_mix, evaluate, missed, read_mix, render
 
     try:
-        report = evaluate(cfg, Path(args.path), args.split)
+        folder = Path(args.path)
+        mix = None if args.mix == "none" else read_mix(Path(args.mix)) if args.mix else default_mix(folder)
+        report = evaluate(cfg, folder, args.split, mix)
     except (LabelError, OSError) as exc:
         print(f"eval: {exc}", file=sys.stderr)
         return 2
@@ -213,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="one JSON object")
     e.add_argument("--split", choices=["test", "train", "all"],
                    help="labelled split to score (default: test for the bundled gold set, else all)")
+    e.add_argument("--mix", metavar="FILE", help="category shares of a real inbox ({\"shares\": {...}}) to weigh the "
+                   "LLM figures by (default: mix.json in the folder, if any; 'none' for none)")
     for option, (_, kind) in LIMITS.items():  # --min-accuracy X, --max-destructive N, ...
         e.add_argument("--" + option.replace("_", "-"), type=float, metavar="X",
                        help=f"exit 1 when the figure is {'below' if kind == 'min' else 'above'} X")

@@ -222,6 +222,7 @@ class LlmConfig:
     call_for_categories: tuple[str, ...]
     redact: bool
     thread_cache_hours: float
+    system_role: bool = True  # False: the instructions open the user message (chat templates with no system role)
 
 
 @dataclass(frozen=True)
@@ -470,6 +471,7 @@ def _llm(r: Reader) -> LlmConfig:
             "call_for_categories", ["lead", "support", "accounting", "vendor", "job_applicant", "other"]),
         redact=r.boolean("redact", True),
         thread_cache_hours=r.number("thread_cache_hours", 24, minimum=0),
+        system_role=r.boolean("system_role", True),
     )
     for i, c in enumerate(cfg.call_for_categories):
         if c not in CATEGORIES:

@@ -33,6 +33,7 @@ from typing import Any
 
 from bot.config import PACKAGE_DIR, Config
 from bot.models import CATEGORIES, DISPOSABLE
+from bot.prompt import token_counter
 
 GOLD_DIR = PACKAGE_DIR / "data" / "gold"
 FIELDS = ("person_name", "person_email", "company")
@@ -119,6 +120,36 @@ def default_split(folder: Path) -> str:
     return "test" if folder.resolve() == GOLD_DIR.resolve() else "all"
 
 
+@dataclass(frozen=True)
+class Mix:
+    """Category shares of a real inbox: the labelled set's per-category figures, re-weighted to them, say what
+    the bot would do on that inbox rather than on the set's own (deliberately lead-heavy) composition."""
+
+    name: str
+    shares: dict[str, float]
+
+
+def read_mix(path: Path) -> Mix:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LabelError(f"{path}: cannot read the mix ({exc})") from None
+    shares = data.get("shares") if isinstance(data, dict) else None
+    if not isinstance(shares, dict) or not shares:
+        raise LabelError(f"{path}: expected {{\"shares\": {{category: share, ...}}}}")
+    bad = [f"{k}={v!r}" for k, v in shares.items()
+           if k not in CATEGORIES or isinstance(v, bool) or not isinstance(v, int | float) or v < 0]
+    if bad or not sum(shares.values()):
+        raise LabelError(f"{path}: shares must be categories with non-negative numbers, not all 0: {', '.join(bad)}")
+    total = sum(shares.values())
+    return Mix(str(data.get("name") or path.stem), {k: v / total for k, v in shares.items()})
+
+
+def default_mix(folder: Path) -> Mix | None:
+    path = folder / "mix.json"
+    return read_mix(path) if path.is_file() else None
+
+
 # ---------------------------------------------------------------- scoring
 
 
@@ -144,6 +175,8 @@ class Report:
     language: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     llm: dict[str, Any] = field(default_factory=dict)
+    llm_calls_per_100: float | None = None  # on the mix when one is given, else on the set itself
+    llm_input_tokens_per_call: float | None = None
     classifiers: dict[str, int] = field(default_factory=dict)
     seconds_per_message: float = 0.0
     wrong: list[dict[str, Any]] = field(default_factory=list)
@@ -198,7 +231,44 @@ def _field_scores(report: Report, rows: list[tuple[Label, dict[str, Any]]]) -> N
                                       "accuracy": _ratio(sum(1 for g, p in rfq if g == p), len(rfq))}
 
 
-def score(cfg: Config, folder: str, split: str, rows: list[tuple[Label, dict[str, Any]]]) -> Report:
+def _llm_figures(cfg: Config, rows: list[tuple[Label, dict[str, Any]]], mix: Mix | None) -> dict[str, Any]:
+    """LLM requests per 100 messages and input tokens per request: measured when the LLM is on (tokens as the
+    server counted them), else projected from the cascade rule with the request size estimated from its text."""
+    enabled = cfg.classify.llm.enabled
+    asked = [(lab, line) for lab, line in rows
+             if (int(line.get("llm_calls") or 0) if enabled else line.get("llm_wanted"))]
+    from_server = enabled and any(int(line.get("llm_input_tokens") or 0) for _, line in asked)
+    key = "llm_input_tokens" if from_server else "llm_input_estimate"  # a server may leave usage out
+    tokens = {lab.file: int(line.get(key) or 0) for lab, line in asked}
+    sizes = sorted(tokens.values())
+    per_category: dict[str, dict[str, Any]] = {}
+    for c in CATEGORIES:
+        labelled = [lab.file for lab, _ in rows if lab.category == c]
+        mine = [tokens[f] for f in labelled if f in tokens]
+        if labelled:
+            per_category[c] = {"messages": len(labelled), "asked": len(mine),
+                               "rate": round(len(mine) / len(labelled), 4),
+                               "input_tokens_per_call": round(sum(mine) / len(mine), 1) if mine else None}
+    figures: dict[str, Any] = {
+        "source": "measured" if enabled else "projected (LLM off: what the cascade would send)",
+        "tokens_source": "as the server counted them" if from_server else token_counter()[1],
+        "calls": len(asked), "calls_per_100": round(100 * len(asked) / len(rows), 2),
+        "input_tokens_per_call": round(sum(sizes) / len(sizes), 1) if sizes else None,
+        "input_tokens_median": sizes[len(sizes) // 2] if sizes else None,
+        "input_tokens_max": sizes[-1] if sizes else None,
+        "tokens": sum(int(line.get("llm_tokens") or 0) for _, line in rows),
+        "per_category": per_category, "mix": None, "calls_per_100_mix": None, "missing_in_set": []}
+    if mix is not None:
+        missing = [c for c, share in mix.shares.items() if share and c not in per_category]
+        covered = {c: share for c, share in mix.shares.items() if c in per_category}
+        weight = sum(covered.values())
+        figures |= {"mix": mix.name, "missing_in_set": missing, "calls_per_100_mix": None if missing or not weight
+                    else round(100 * sum(s * per_category[c]["rate"] for c, s in covered.items()) / weight, 2)}
+    return figures
+
+
+def score(cfg: Config, folder: str, split: str, rows: list[tuple[Label, dict[str, Any]]],
+          mix: Mix | None = None) -> Report:
     """The figures for labelled messages and the classify_files line the bot produced for each."""
     threshold, languages = cfg.classify.threshold, cfg.classify.languages
     report = Report(folder=folder, split=split, messages=len(rows), threshold=threshold)
@@ -228,11 +298,9 @@ def score(cfg: Config, folder: str, split: str, rows: list[tuple[Label, dict[str
                        "wrong": dict(Counter(f"{g}->{p or 'unsure'}" for g, p in spoken if not language_right(
                            g, p, languages, cfg.classify.default_language)).most_common())}
     _field_scores(report, rows)
-    calls = sum(int(line.get("llm_calls") or 0) for _, line in rows)
-    prompt = sum(int(line.get("llm_input_tokens") or 0) for _, line in rows)
-    report.llm = {"calls": calls, "calls_per_100": round(100 * calls / len(rows), 2), "input_tokens": prompt,
-                  "input_tokens_per_call": round(prompt / calls, 1) if calls else None,
-                  "tokens": sum(int(line.get("llm_tokens") or 0) for _, line in rows)}
+    report.llm = _llm_figures(cfg, rows, mix)
+    report.llm_calls_per_100 = report.llm["calls_per_100_mix"] if mix else report.llm["calls_per_100"]
+    report.llm_input_tokens_per_call = report.llm["input_tokens_per_call"]
     report.classifiers = dict(Counter(str(line.get("classifier", "error")) for _, line in rows).most_common())
     report.wrong = [{"file": lab.file, "labelled": lab.category, "decided": line.get("category"),
                      "confidence": line.get("confidence"), "review": bool(line.get("review")),
@@ -241,7 +309,7 @@ def score(cfg: Config, folder: str, split: str, rows: list[tuple[Label, dict[str
     return report
 
 
-def evaluate(cfg: Config, folder: Path, split: str | None = None) -> Report:
+def evaluate(cfg: Config, folder: Path, split: str | None = None, mix: Mix | None = None) -> Report:
     """Classify every labelled message of the split exactly as the bot would and score the result."""
     from bot.pipeline import classify_files
 
@@ -260,7 +328,7 @@ def evaluate(cfg: Config, folder: Path, split: str | None = None) -> Report:
 
     started = time.perf_counter()
     lines = list(classify_files(cfg, items()))
-    report = score(cfg, str(folder), split, list(zip(labels, lines, strict=True)))
+    report = score(cfg, str(folder), split, list(zip(labels, lines, strict=True)), mix)
     report.seconds_per_message = round((time.perf_counter() - started) / max(1, len(labels)), 4)
     return report
 
@@ -275,6 +343,8 @@ LIMITS: dict[str, tuple[str, str]] = {
     "max_destructive": ("destructive", "max"),
     "min_language_accuracy": ("language_accuracy", "min"),
     "max_review_rate": ("review_rate", "max"),
+    "max_llm_calls_per_100": ("llm_calls_per_100", "max"),
+    "max_llm_input_tokens": ("llm_input_tokens_per_call", "max"),
 }
 
 
@@ -307,7 +377,6 @@ def _some(names: list[str], n: int = 5) -> str:
 def _summary(r: Report) -> list[str]:
     lang, llm = r.language, r.llm
     wrong_lang = ", ".join(f"{k} x{v}" for k, v in lang["wrong"].items())
-    per_call = "n/a" if llm["input_tokens_per_call"] is None else f"{llm['input_tokens_per_call']:g}"
     return [
         f"accuracy {_pct(r.accuracy)} (not in review: {_pct(r.accuracy_automatic)}), macro F1 {r.macro_f1}",
         f"lead recall {_pct(r.lead_recall)}; leads in review {r.leads_in_review}; "
@@ -319,8 +388,26 @@ def _summary(r: Report) -> list[str]:
         "fields: " + "; ".join(f"{name} {_pct(v['accuracy'])} of {v['labelled']}"
                                + (f" (coverage {_pct(v['coverage'])})" if "coverage" in v else "")
                                for name, v in r.fields.items()),
-        f"LLM: {llm['calls']} calls, {llm['calls_per_100']:g} per 100 messages, {per_call} input tokens per call; "
+        *_llm_lines(llm),
         f"classifiers: {', '.join(f'{k} {v}' for k, v in r.classifiers.items())}",
+    ]
+
+
+def _llm_lines(llm: dict[str, Any]) -> list[str]:
+    def n(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:g}"
+
+    on_mix = ""
+    if llm["mix"]:
+        on_mix = (f"; {n(llm['calls_per_100_mix'])} per 100 on the {llm['mix']!r} mix" +
+                  (f" (categories missing from this set: {', '.join(llm['missing_in_set'])})"
+                   if llm["missing_in_set"] else ""))
+    return [
+        f"LLM calls, {llm['source']}: {llm['calls']}, {n(llm['calls_per_100'])} per 100 messages of this set{on_mix}",
+        f"LLM input tokens per call ({llm['tokens_source']}): mean {n(llm['input_tokens_per_call'])}, "
+        f"median {n(llm['input_tokens_median'])}, max {n(llm['input_tokens_max'])}",
+        "LLM calls by labelled category: " + ", ".join(
+            f"{c} {v['asked']}/{v['messages']}" for c, v in llm["per_category"].items()),
     ]
 
 

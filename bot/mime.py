@@ -505,9 +505,19 @@ _UNSUBSCRIBE_WORDS = (
     "unsubscribe", "abmelden", "abbestellen", "sabonner", "sinscri", "de baja", "iscrizione", "disiscriviti",
     "descadastr", "uitschrijven", "afmelden",
 )
-_UNSUBSCRIBE = re.compile(
-    r"\b(?:unsubscribe|abmelden|abbestellen|d[ée]sabonner|d[ée]sinscri\w*|darse de baja|darte de baja"
-    r"|cancellare l'iscrizione|disiscriviti|descadastr\w*|uitschrijven|afmelden)\b", re.I)
+_UNSUBSCRIBE_RX = (r"unsubscribe|abmelden|abbestellen|d[ée]sabonner|d[ée]sinscri\w*|darse de baja|darte de baja"
+                   r"|cancellare l'iscrizione|disiscriviti|descadastr\w*|uitschrijven|afmelden")
+_UNSUBSCRIBE = re.compile(r"\b(?:" + _UNSUBSCRIBE_RX + r")\b", re.I)
+# The way out of a mailing that bulk senders must print at its end (CAN-SPAM, the EU's ePrivacy rules). With a
+# link, or in the impersonal form a list footer uses, it marks mail sent to a list even when no header says so.
+_BULK_FOOTER = re.compile(
+    r"\b(?:you are|you're) receiving this (?:e-?mail|message|newsletter|mailing)\b"
+    r"|\bto be removed from (?:our|this|the|future) (?:\w+ )?(?:list|mailings?)\b"
+    r"|\b(?:manage|update) (?:your )?(?:e-?mail |subscription )?(?:preferences|subscriptions?)\b"
+    r"|\bcancelar (?:la |su |a )?(?:suscripci[óo]n|inscri[çc][ãa]o|subscri[çc][ãa]o)\b"
+    r"|\bannulla(?:re)? (?:l'|la )?iscrizione\b|\b(?:" + _UNSUBSCRIBE_RX + r"|opt[- ]out)\b", re.I)
+_LINK = re.compile(r"https?://|\bwww\.|\[|\b(?:click|here|hier|ici|aqu[ií]|qui|klik|link)\b", re.I)
+FOOTER_LINES = 25
 _CLOSING = re.compile(
     r"^(?:(?:best|kind|warm|warmest|kindest|with kind|thanks and|thanks &|many thanks and)? ?regards|best wishes"
     r"|yours (?:sincerely|truly|faithfully)|mit (?:freundlichen|besten|herzlichen|sonnigen) gr[üu](?:ß|ss)en"
@@ -612,6 +622,19 @@ def _without_footers(lines: list[str], list_mail: bool) -> list[str]:
     return out
 
 
+def bulk_footer(lines: list[str], html: bool = False) -> str:
+    """The unsubscribe line among the last lines of a sender's own text, or "": a sign of mail sent to a list.
+    A person asking in passing to be taken off a list writes no link and no "you are receiving this"; in an
+    HTML-only mail the words are the text of a link (the conversion to text keeps no addresses)."""
+    tail = [line.strip() for line in lines if line.strip()][-FOOTER_LINES:]
+    for i, line in enumerate(tail):
+        found = _BULK_FOOTER.search(line[:500])
+        if found and (html or not _UNSUBSCRIBE.match(found.group(0)) and not found.group(0).lower().startswith("opt")
+                      or _LINK.search(" ".join(tail[i:i + 2])[:600])):
+            return line[:200]
+    return ""
+
+
 def _cut_signature(lines: list[str]) -> tuple[list[str], list[str]]:
     """(text, signature): cut at a "-- " line, or at a closing followed by a short block."""
     content = [i for i, line in enumerate(lines) if line.strip()]
@@ -628,16 +651,17 @@ def _cut_signature(lines: list[str]) -> tuple[list[str], list[str]]:
     return lines, []
 
 
-def clean_body(text: str, forwarded: bool, list_mail: bool) -> tuple[str, str, str]:
-    """(body, quoted, signature) of a message's text; forwarded content stays in the body."""
+def clean_body(text: str, forwarded: bool, list_mail: bool, html: bool = False) -> tuple[str, str, str, str]:
+    """(body, quoted, signature, bulk footer line) of a message's text; forwarded content stays in the body."""
     lines = [line.rstrip() for line in text.split("\n")]
     marker = _FORWARD_LINE.search(text)
     fwd = text.count("\n", 0, marker.start()) if marker else len(lines)
     own, quoted, kept = _cut_quotes(lines[:fwd], forwarded)
+    footer = bulk_footer(own, html)  # the sender's own text only: a quoted newsletter says nothing about this mail
     own, signature = _cut_signature(_strip_footers(own, list_mail))
     tail = _strip_footers(kept + lines[fwd:], list_mail)
     body = _BLANKS.sub("\n\n", "\n".join([*own, "", *tail])).strip()
-    return body, "\n".join(quoted).strip()[:QUOTED_CAP], "\n".join(signature).strip()[:SIGNATURE_CAP]
+    return body, "\n".join(quoted).strip()[:QUOTED_CAP], "\n".join(signature).strip()[:SIGNATURE_CAP], footer
 
 
 # ---------------------------------------------------------------- the message
@@ -690,7 +714,7 @@ def _parse(raw: bytes, provider_id: str, thread_id: str, text_chars: int) -> Ema
         defects.append("no text body")
     subject = headers.get("subject", "")
     list_mail = any(h in headers for h in _LIST_HEADERS) or headers.get("precedence", "").lower() in _BULK
-    body, quoted, signature = clean_body(text, bool(_FORWARD_SUBJECT.match(subject)), list_mail)
+    body, quoted, signature, footer = clean_body(text, bool(_FORWARD_SUBJECT.match(subject)), list_mail, html_only)
     return Email(
         provider_id=provider_id,
         thread_id=thread_id or thread_key(message_id, in_reply_to, references),
@@ -709,6 +733,7 @@ def _parse(raw: bytes, provider_id: str, thread_id: str, text_chars: int) -> Ema
         text=subject + "\n\n" + body[:text_chars],
         quoted=quoted,
         signature=signature,
+        bulk_footer=footer,
         html_only=html_only,
         attachments=tuple(walker.attachments),
         raw_size=len(raw),

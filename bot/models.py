@@ -58,6 +58,7 @@ class Email:
     text: str  # subject + first N characters of body, what classifiers read
     quoted: str  # the quoted previous message(s), kept for minimal thread context
     signature: str = ""  # the sender's signature block (names, company, phone), cut from body
+    bulk_footer: str = ""  # an unsubscribe line at the end of the sender's own text: sign of mail sent to a list
     html_only: bool = False
     attachments: tuple[Attachment, ...] = ()
     raw_size: int = 0

@@ -311,9 +311,14 @@ class OfflineClassifier:
 
 
 def _list_mail(probs: dict[str, float]) -> tuple[str, float, str | None]:
-    """Bulk/list mail is spam or newsletter, unless it clearly reads as business (then a person looks)."""
+    """Bulk/list mail is spam or newsletter, unless it clearly reads as business (then a person looks).
+
+    Spam and newsletter lead to the same action (trash after the grace period), so list mail that is spam is as
+    sure as it is one of the two: torn between spam and newsletter is not doubtful. Newsletter confidence is that
+    it is not spam, which business mail was just ruled out of.
+    """
     if probs["spam"] >= 0.5:
-        return "spam", probs["spam"], None
+        return "spam", probs["spam"] + probs["newsletter"], None
     business = best(probs, _BUSINESS)
     if probs[business] >= probs["newsletter"]:
         return business, probs[business], "business mail arrived through a mailing list"

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
-from bot.cascade import LlmUnavailable
+from bot.cascade import LlmUnavailable, wants_llm
 from bot.config import Config
 from bot.corrections import CorrectionCheck
 from bot.decide import decide, describe_actions, prefilter_classification, review_decision
@@ -28,6 +28,7 @@ from bot.mime import parse_email
 from bot.models import Classification, Decision, Email, MessageRef, PrefilterResult
 from bot.ports import AuditSink, AuthError, Classifier, Crm, MailProvider, Notifier, SinkUnavailable, ThreadMessage
 from bot.prefilter import prefilter
+from bot.prompt import request_tokens
 from bot.records import audit_row, crm_payload, message_record, notify_payload
 from bot.replies import build_reply
 from bot.state import Effect, Ledger, MessageRow, OutboxItem, StateError, iso, now_utc
@@ -525,6 +526,11 @@ def classify_files(cfg: Config, items: Iterable[tuple[str, bytes | Exception]]) 
             yield {"file": name, "error": f"{type(exc).__name__}: {exc}"}
             continue
         d = ev.decision
+        if cfg.classify.llm.enabled:
+            wanted = c.usage.calls > 0
+        else:  # c is the offline result: apply the cascade rule to it
+            wanted = pre.outcome not in ("skip", "category") and wants_llm(
+                cfg.classify.llm, cfg.classify.threshold, email, c, pre if pre.outcome == "hint" else None)
         yield {
             "file": name, "message_id": email.message_id, "category": d.category,
             "confidence": round(c.confidence, 4), "language": c.language, "action": d.action,
@@ -534,4 +540,8 @@ def classify_files(cfg: Config, items: Iterable[tuple[str, bytes | Exception]]) 
             "technical_rfq": c.technical_rfq, "summary": c.summary,
             "llm_calls": c.usage.calls, "llm_tokens": c.usage.prompt_tokens + c.usage.completion_tokens,
             "llm_input_tokens": c.usage.prompt_tokens,
+            # What the cascade rule asks for this mail and the estimated size of that request, LLM on or off:
+            # how `eval` projects LLM use without a server.
+            "llm_wanted": wanted, "llm_input_estimate": request_tokens(
+                email, cfg.company.name, cfg.classify.text_chars, cfg.classify.llm, pre) if wanted else 0,
         }

@@ -172,6 +172,8 @@ def list_mail(email: Email, cfg: PrefilterConfig, colleagues: frozenset[str], ma
     precedence = headers.get("precedence", "").strip().lower()
     if precedence in _LIST_PRECEDENCE:
         return PrefilterResult("hint", "list_mail", "newsletter", f"header Precedence: {precedence}")
+    if email.bulk_footer:
+        return PrefilterResult("hint", "bulk_footer", "newsletter", f"unsubscribe footer: {_short(email.bulk_footer)}")
     return None
 
 

@@ -19,7 +19,7 @@ from openai.types.chat import ChatCompletion
 from bot.cascade import LlmFailure
 from bot.config import LlmConfig
 from bot.models import CATEGORIES, Classification, Email, PrefilterResult, Usage
-from bot.prompt import FIELD_NAMES, TIMELINES, build_messages, response_schema
+from bot.prompt import FIELD_NAMES, TIMELINES, build_messages, estimate_tokens, response_schema
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ class LlmClassifier:
         self._client = client or make_client(cfg)
         self._mode = "json_schema" if cfg.mode == "auto" else cfg.mode
         self._dropped: set[str] = set()  # request parameters this server rejected once
+        self._sent = 0  # estimated input tokens of the last request
+        self._warned = False
 
     @property
     def mode(self) -> str:
@@ -79,7 +81,9 @@ class LlmClassifier:
     def _complete(self, email: Email, hint: PrefilterResult | None) -> ChatCompletion:
         schema = response_schema()
         messages: Any = build_messages(email, self._company, self._text_chars, self._cfg.redact,
-                                       describe_schema=self._mode == "json_object", hint=hint)
+                                       describe_schema=self._mode == "json_object", hint=hint,
+                                       system_role=self._cfg.system_role)
+        self._sent = estimate_tokens(messages)
         response_format: Any = (
             {"type": "json_schema", "json_schema": {"name": "triage", "strict": True, "schema": schema}}
             if self._mode == "json_schema" else {"type": "json_object", "schema": schema})
@@ -112,6 +116,11 @@ class LlmClassifier:
 
     def _classification(self, email: Email, completion: ChatCompletion) -> Classification:
         usage = usage_of(completion, self._cfg)
+        if self._cfg.system_role and 0 < usage.prompt_tokens < 0.6 * self._sent and not self._warned:
+            # Far fewer tokens than were sent: the server's chat template has likely dropped the instructions.
+            self._warned = True
+            log.warning("the LLM server counted %d input tokens for a request of about %d: its chat template may "
+                        "drop the system message; set classify.llm.system_role: false", usage.prompt_tokens, self._sent)
         try:
             answer = parse_answer(completion)
         except LlmFailure as exc:

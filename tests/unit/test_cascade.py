@@ -130,11 +130,15 @@ def test_when_the_llm_is_asked(category: str, confidence: float, hint: Prefilter
     assert bool(llm.calls) is asked
 
 
-def test_a_review_the_offline_side_raised_survives_the_llm() -> None:
+def test_mail_the_offline_side_sends_to_review_is_not_sent_to_the_llm() -> None:
+    # Its review rests on facts the LLM is not shown (a mailing list delivered it), so no answer could lift it:
+    # asking would only cost money.
     offline = FakeOffline("lead", 0.8)
     offline.result = dataclasses.replace(offline.result, review_reason="business mail arrived through a mailing list")
-    result = cascade(offline, FakeLlm()).classify(make_email(), HINT)
-    assert result.classifier == "llm:m" and result.review_reason == "business mail arrived through a mailing list"
+    llm = FakeLlm()
+    result = cascade(offline, llm).classify(make_email(), HINT)
+    assert llm.calls == []
+    assert result.classifier == "offline" and result.review_reason == "business mail arrived through a mailing list"
 
 
 def test_an_empty_mail_is_not_sent_to_the_llm() -> None:

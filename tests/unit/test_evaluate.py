@@ -10,7 +10,20 @@ import pytest
 import yaml
 
 from bot.cli import main
-from bot.evaluate import GOLD_DIR, Label, LabelError, Report, default_split, evaluate, missed, read_labels, score
+from bot.evaluate import (
+    GOLD_DIR,
+    Label,
+    LabelError,
+    Report,
+    default_mix,
+    default_split,
+    evaluate,
+    missed,
+    read_labels,
+    read_mix,
+    score,
+)
+from bot.models import CATEGORIES
 from tests.contract.fake_openai import FakeOpenAI
 from tests.fakes import make_config, raw_mail
 from tests.httpfake import FakeServer
@@ -212,9 +225,49 @@ def test_a_folder_is_scored_whole_by_default_and_by_split_on_request(tmp_path: P
     folder = small_set(tmp_path / "set")
     whole = evaluate(cfg, folder)
     assert whole.split == "all" and whole.messages == 2 and whole.errors == 0
-    assert whole.classifiers == {"offline": 2} and whole.llm["calls"] == 0
+    assert whole.classifiers == {"offline": 2}
     assert whole.fields["person_email"]["labelled"] == 1
     assert evaluate(cfg, folder, "test").messages == 1
+
+
+def test_with_the_llm_off_its_use_is_projected_from_the_cascade_rule(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    folder = small_set(tmp_path / "set")
+    report = evaluate(cfg, folder)
+    llm = report.llm
+    assert llm["source"].startswith("projected") and llm["tokens_source"] == "counted with o200k_base"
+    # lead and job_applicant are both in the default call_for_categories: both would be asked
+    assert llm["calls"] == 2 and llm["calls_per_100"] == 100.0
+    lead = llm["per_category"]["lead"]
+    assert (lead["messages"], lead["asked"], lead["rate"]) == (1, 1, 1.0) and lead["input_tokens_per_call"] > 0
+    # the estimate is of the real request: instructions, schema and the fenced mail, so hundreds of tokens
+    assert 300 < llm["input_tokens_per_call"] < 1000 and llm["input_tokens_max"] >= llm["input_tokens_median"]
+    narrow = make_config(tmp_path, {"classify": {"llm": {"call_for_categories": ["lead"],
+                                                          "call_below_confidence": 0.0}}})
+    assert evaluate(narrow, folder).llm["calls"] == 1
+
+
+def test_the_mix_reweighs_llm_calls_by_category(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, {"classify": {"llm": {"call_for_categories": ["lead"], "call_below_confidence": 0.0}}})
+    folder = small_set(tmp_path / "set")
+    (tmp_path / "mix.json").write_text(json.dumps({"name": "m", "shares": {"lead": 1, "job_applicant": 3}}))
+    report = evaluate(cfg, folder, mix=read_mix(tmp_path / "mix.json"))
+    assert report.llm["calls_per_100"] == 50.0  # 1 of the 2 messages
+    assert report.llm["calls_per_100_mix"] == 25.0  # leads (all asked) are a quarter of the mix
+    assert report.llm_calls_per_100 == 25.0
+    assert missed(report, {"max_llm_calls_per_100": 20}) == ["llm_calls_per_100 25 above the maximum 20"]
+    (tmp_path / "mix2.json").write_text(json.dumps({"shares": {"lead": 1, "spam": 1}}))
+    short = evaluate(cfg, folder, mix=read_mix(tmp_path / "mix2.json"))
+    assert short.llm["calls_per_100_mix"] is None and short.llm["missing_in_set"] == ["spam"]
+    for bad in ({"shares": {"lead": -1}}, {"shares": {"leads": 1}}, {"shares": {}}, [1]):
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(LabelError):
+            read_mix(tmp_path / "bad.json")
+
+
+def test_the_bundled_gold_set_has_a_mix() -> None:
+    mix = default_mix(GOLD_DIR)
+    assert mix is not None and abs(sum(mix.shares.values()) - 1) < 1e-9 and set(mix.shares) == set(CATEGORIES)
 
 
 def test_llm_calls_and_input_tokens_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,3 +312,12 @@ def test_command_prints_one_json_object_and_exits_1_on_a_missed_threshold(
 def test_command_reports_unusable_labels_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(config_file(tmp_path)), "eval", str(tmp_path)]) == 2
     assert "no labels.jsonl" in capsys.readouterr().err
+
+
+def test_tokens_are_counted_with_openais_tokenizer() -> None:
+    from bot.prompt import token_counter
+
+    count, name = token_counter()
+    assert name == "counted with o200k_base"
+    assert count("Hello world, this is a test.") == 8  # o200k_base: Hello| world|,| this| is| a| test|.
+    assert count("<|endoftext|> ignore that") > 3  # special-token text in a mail is counted as text, never refused

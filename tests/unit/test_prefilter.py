@@ -211,3 +211,52 @@ def test_custom_pattern_that_is_invalid_does_not_raise() -> None:
     cfg = PrefilterConfig(own_domains=(), block_senders=(), allow_senders=(), marketing_domains=(),
                           auto_reply_subjects=("([unclosed",))
     assert prefilter(mail(), cfg).outcome == "classify"
+
+
+NEWS = ("Our spring range is here: 20% off all garden pumps until Friday.\r\n\r\nShop now at https://shop.example\r\n"
+        "\r\n--\r\nYou are receiving this email because you subscribed at shop.example.\r\n"
+        "Unsubscribe: https://shop.example/u?id=1\r\n")
+
+
+@pytest.mark.parametrize("footer", [
+    "To unsubscribe, click here.",
+    "Unsubscribe: https://shop.example/u?id=1",
+    "You are receiving this email because you registered at shop.example.",
+    "Newsletter abbestellen: https://shop.example/abmelden",
+    "Se désinscrire : https://shop.example/d",
+    "Para darse de baja haga clic aquí.",
+    "Manage your email preferences",
+])
+def test_an_unsubscribe_footer_marks_bulk_mail_without_list_headers(footer: str) -> None:
+    result = run(mail(body=f"Big news this month: new prices on all our garden pumps.\r\n\r\n{footer}\r\n"))
+    assert (result.outcome, result.rule, result.category) == ("hint", "bulk_footer", "newsletter")
+    assert "unsubscribe footer" in result.reason
+
+
+@pytest.mark.parametrize("body", [
+    # a person asking in passing to be taken off a list writes no link and no "you are receiving this"
+    "Please unsubscribe me from your newsletter, and send a quote for 2 pumps.",
+    "We would like to opt out of the paper catalogue. Please quote the pump below.",
+    # the footer of a newsletter the customer quotes in a reply says nothing about the reply itself
+    "Please quote 3 of the pumps from your mailing.\r\n\r\nOn Mon, 2 Mar 2026, Acme wrote:\r\n> Offers!\r\n"
+    "> Unsubscribe: https://acme-pumps.example/u",
+    # unsubscribe words early in a long text are not its footer
+    "Unsubscribe links do not work in your last mail, see https://x.example.\r\n" + "Details follow.\r\n" * 30,
+])
+def test_a_person_mentioning_unsubscribing_is_not_bulk_mail(body: str) -> None:
+    assert run(mail(body=body)).outcome == "classify"
+
+
+def test_list_headers_win_over_the_footer() -> None:
+    result = run(mail(headers="List-Unsubscribe: <https://shop.example/u>\r\n", body=NEWS))
+    assert result.rule == "list_mail" and "List-Unsubscribe" in result.reason
+
+
+def test_an_html_only_newsletter_is_recognised_by_its_link_text() -> None:
+    html = ("<html><body><p>Spring offers on all garden pumps.</p><p><a href='https://t.example/c?q=1'>unsubscribe</a>"
+            " | <a href='https://t.example/p'>privacy</a></p></body></html>")
+    raw = ("From: Shop <news@shop.example>\r\nTo: sales@acme-pumps.example\r\nSubject: Offers\r\n"
+           "Message-ID: <n1@shop.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+           + html + "\r\n").encode()
+    result = run(parse_email(raw))
+    assert (result.outcome, result.rule) == ("hint", "bulk_footer")
