@@ -115,7 +115,7 @@ class LlmClassifier:
         return False
 
     def _classification(self, email: Email, completion: ChatCompletion) -> Classification:
-        usage = usage_of(completion, self._cfg)
+        usage = usage_of(completion, self._cfg, self._sent)
         if self._cfg.system_role and 0 < usage.prompt_tokens < 0.6 * self._sent and not self._warned:
             # Far fewer tokens than were sent: the server's chat template has likely dropped the instructions.
             self._warned = True
@@ -128,10 +128,15 @@ class LlmClassifier:
         return to_classification(answer, email, self.name, usage, self._mode)
 
 
-def usage_of(completion: ChatCompletion, cfg: LlmConfig) -> Usage:
-    u = completion.usage  # local servers often leave it out: the call still counts
-    prompt = (u.prompt_tokens or 0) if u else 0
-    output = (u.completion_tokens or 0) if u else 0
+def usage_of(completion: ChatCompletion, cfg: LlmConfig, sent_estimate: int = 0) -> Usage:
+    """Tokens and cost of a call. Local servers often leave usage out: the call still counts, and its tokens are
+    estimated from the text sent and received, so that the daily budget still bounds a server that bills."""
+    u = completion.usage
+    if u is None:
+        content = completion.choices[0].message.content if completion.choices else None
+        prompt, output = sent_estimate, len(content or "") // 4
+    else:
+        prompt, output = u.prompt_tokens or 0, u.completion_tokens or 0
     cost = (prompt * cfg.input_usd_per_mtok + output * cfg.output_usd_per_mtok) / 1_000_000
     return Usage(calls=1, prompt_tokens=prompt, completion_tokens=output, cost_usd=cost)
 

@@ -181,10 +181,13 @@ def test_post_checks_never_invent_and_clamp(fake: FakeOpenAI) -> None:
     assert second.review_reason == "possible prompt injection" and second.fields["injection_suspected"] is True
 
 
-def test_missing_usage_still_counts_the_call(fake: FakeOpenAI) -> None:
+def test_missing_usage_still_counts_the_call_and_estimates_its_cost(fake: FakeOpenAI) -> None:
     fake.then(ok(usage=None))
     c = LlmClassifier(make_cfg(fake.url), "Acme").classify(make_email())
-    assert (c.usage.calls, c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.cost_usd) == (1, 0, 0, 0.0)
+    assert c.usage.calls == 1
+    # estimated from the text: instructions and mail sent (hundreds of tokens), the JSON answer received
+    assert 150 < c.usage.prompt_tokens < 1000 and 30 < c.usage.completion_tokens < 200
+    assert c.usage.cost_usd == pytest.approx((c.usage.prompt_tokens * 0.15 + c.usage.completion_tokens * 0.60) / 1e6)
 
 
 def test_429_waits_as_long_as_retry_after_says(fake: FakeOpenAI) -> None:
