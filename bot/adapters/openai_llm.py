@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 import httpx2
@@ -23,6 +24,7 @@ from bot.prompt import FIELD_NAMES, TIMELINES, build_messages, estimate_tokens, 
 
 log = logging.getLogger(__name__)
 
+WRAPPED_REVIEW = "LLM answer was fenced or wrapped in text, not the bare JSON asked for"
 MAX_OUTPUT_TOKENS = 600  # a full answer is about 150 tokens; the cap bounds the cost of a rambling model
 _FENCED = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -122,10 +124,13 @@ class LlmClassifier:
             log.warning("the LLM server counted %d input tokens for a request of about %d: its chat template may "
                         "drop the system message; set classify.llm.system_role: false", usage.prompt_tokens, self._sent)
         try:
-            answer = parse_answer(completion)
+            answer, wrapped = parse_answer(completion)
         except LlmFailure as exc:
             raise LlmFailure(exc.reason, usage) from None
-        return to_classification(answer, email, self.name, usage, self._mode)
+        c = to_classification(answer, email, self.name, usage, self._mode)
+        # A model that wraps its answer in a fence or in prose did not do what it was told: its fields are kept
+        # for the person, who decides.
+        return replace(c, review_reason=c.review_reason or WRAPPED_REVIEW) if wrapped else c
 
 
 def usage_of(completion: ChatCompletion, cfg: LlmConfig, sent_estimate: int = 0) -> Usage:
@@ -159,8 +164,9 @@ def _failure(err: openai.OpenAIError) -> LlmFailure:
     return LlmFailure(reason, Usage(calls=1), pause)
 
 
-def parse_answer(completion: ChatCompletion) -> dict[str, Any]:
-    """The JSON object of the first choice; LlmFailure for refusals, cut-offs and anything not JSON."""
+def parse_answer(completion: ChatCompletion) -> tuple[dict[str, Any], bool]:
+    """(the JSON object of the first choice, whether it came fenced or wrapped in text); LlmFailure for
+    refusals, cut-offs and anything not JSON."""
     if not completion.choices:
         raise LlmFailure("empty response")
     choice = completion.choices[0]
@@ -170,9 +176,10 @@ def parse_answer(completion: ChatCompletion) -> dict[str, Any]:
         raise LlmFailure("answer cut off (length)")
     content = (choice.message.content or "").strip()
     fenced = _FENCED.search(content)
+    wrapped = bool(fenced) or (not content.startswith("{") and "{" in content)
     if fenced:
         content = fenced.group(1).strip()
-    elif not content.startswith("{") and "{" in content:
+    elif wrapped:
         content = content[content.find("{"):content.rfind("}") + 1]
     try:
         answer = json.loads(content)
@@ -180,7 +187,7 @@ def parse_answer(completion: ChatCompletion) -> dict[str, Any]:
         raise LlmFailure("answer is not valid JSON") from None
     if not isinstance(answer, dict):
         raise LlmFailure("answer is not a JSON object")
-    return answer
+    return answer, wrapped
 
 
 def _text(value: Any, limit: int = 200) -> str | None:

@@ -154,10 +154,21 @@ def test_unusable_answers_raise_llm_failure_with_the_cost(fake: FakeOpenAI, repl
     assert fake.calls == 1
 
 
-def test_fenced_json_is_accepted(fake: FakeOpenAI) -> None:
-    fake.then(Response(200, completion("Here you go:\n```json\n" + json.dumps(answer_json(category="support"))
-                                       + "\n```")))
-    assert LlmClassifier(make_cfg(fake.url), "Acme").classify(make_email()).category == "support"
+@pytest.mark.parametrize("content", [
+    "Here you go:\n```json\n{answer}\n```",
+    "```\n{answer}\n```",
+    "Sure! {answer} Hope this helps.",
+])
+def test_a_fenced_or_wrapped_answer_goes_to_review_with_its_fields(fake: FakeOpenAI, content: str) -> None:
+    fake.then(Response(200, completion(content.replace("{answer}", json.dumps(answer_json(category="support"))))))
+    c = LlmClassifier(make_cfg(fake.url), "Acme").classify(make_email())
+    assert c.category == "support" and c.person_email == "jane@buyer.example"
+    assert c.review_reason == "LLM answer was fenced or wrapped in text, not the bare JSON asked for"
+
+
+def test_a_bare_answer_is_not_sent_to_review(fake: FakeOpenAI) -> None:
+    fake.then(Response(200, completion("  " + json.dumps(answer_json(category="support")) + "\n")))
+    assert LlmClassifier(make_cfg(fake.url), "Acme").classify(make_email()).review_reason is None
 
 
 def test_missing_optional_fields_become_null_and_are_noted(fake: FakeOpenAI) -> None:
