@@ -52,7 +52,9 @@ def wants_llm(cfg: LlmConfig, threshold: float, email: Email, offline: Classific
     if not (email.subject.strip() or email.body.strip()):
         return False  # nothing to show it
     if offline.review_reason:
-        return False  # it goes to a person for a reason the answer cannot lift (see _escalate): asking changes nothing
+        # A review the offline side asked for rests on facts about the message the LLM is not shown (delivery
+        # through a mailing list, unreadable parts): no answer could lift it, so asking changes nothing.
+        return False
     if (hint is not None and hint.outcome == "hint" and offline.category in DISPOSABLE
             and offline.confidence >= threshold):
         return False  # bulk mail the offline model is sure about: asking costs money and changes nothing
@@ -135,10 +137,7 @@ class CascadeClassifier:
             raise LlmUnavailable(reason, self._review(offline, f"LLM failed: {reason}", Usage(calls=1))) from None
         self._account(result.usage)
         self.counts["llm"] += 1
-        # A review the offline side asked for rests on facts about the message the LLM is not shown (delivery
-        # through a mailing list, unreadable parts), so the LLM's answer cannot lift it.
         return replace(result, language=result.language or offline.language,
-                       review_reason=result.review_reason or offline.review_reason,
                        reasons=(f"offline: {offline.category} {offline.confidence:.2f}", *result.reasons))
 
     def _cached(self, email: Email) -> Classification | None:
