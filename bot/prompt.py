@@ -139,11 +139,6 @@ def build_messages(email: Email, company: str, text_chars: int, mask: bool, desc
     return [{"role": "system", "content": instructions}, {"role": "user", "content": mail}]
 
 
-def estimate_tokens(messages: list[dict[str, str]]) -> int:
-    """Rough input size: about four characters per token for European languages, plus a few per message."""
-    return sum(len(m["content"]) // 4 + 4 for m in messages)
-
-
 @functools.cache
 def token_counter() -> tuple[Callable[[str], int], str]:
     """(count, name): OpenAI's o200k_base tokenizer (gpt-4o, gpt-4o-mini) when the optional bpe-openai package
@@ -156,14 +151,24 @@ def token_counter() -> tuple[Callable[[str], int], str]:
     return (lambda text: len(encoding.encode(text, disallowed_special=()))), "counted with o200k_base"
 
 
+def estimate_tokens(messages: list[dict[str, str]]) -> int:
+    """Input tokens of a chat request by token_counter(): the messages plus OpenAI's framing (3 per message,
+    3 for the answer)."""
+    count, _ = token_counter()
+    return sum(count(m["content"]) + 3 for m in messages) + 3
+
+
+@functools.cache
+def _schema_tokens() -> int:
+    return token_counter()[0](json.dumps(response_schema(), separators=(",", ":")))
+
+
 def request_tokens(email: Email, company: str, text_chars: int, cfg: LlmConfig,
                    hint: PrefilterResult | None = None) -> int:
-    """Input tokens of the request LlmClassifier sends for this mail, by token_counter(): the messages plus
-    OpenAI's framing (3 per message, 3 for the answer). In json_schema mode OpenAI also puts the schema in
-    the model's input and bills it, so its compact JSON is counted (an upper bound: how OpenAI renders it is
-    not published); in json_object mode the prompt spells the fields out instead."""
-    count, _ = token_counter()
+    """Input tokens of the request LlmClassifier sends for this mail (estimate_tokens). In json_schema mode
+    OpenAI also puts the schema in the model's input and bills it, so its compact JSON is counted (an upper
+    bound: how OpenAI renders it is not published); in json_object mode the prompt spells the fields out."""
     describe = cfg.mode == "json_object"
-    messages = build_messages(email, company, text_chars, cfg.redact, describe, hint, system_role=cfg.system_role)
-    size = sum(count(m["content"]) + 3 for m in messages) + 3
-    return size if describe else size + count(json.dumps(response_schema(), separators=(",", ":")))
+    size = estimate_tokens(build_messages(email, company, text_chars, cfg.redact, describe, hint,
+                                          system_role=cfg.system_role))
+    return size if describe else size + _schema_tokens()
