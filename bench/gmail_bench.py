@@ -207,19 +207,35 @@ def units_table(per_message: dict[str, float], category: dict[str, str], drafted
             for name in order if groups.get(name)]
 
 
+def timed_drain(pipeline: Pipeline, fake: Connection, max_cycles: int) -> tuple[list[CycleReport], float, int]:
+    """Cycles until nothing is left: their reports, the seconds they took, and the fake's request-log position
+    after them (to attribute quota units to the phase)."""
+    reports: list[CycleReport] = []
+    started = time.perf_counter()
+    run_until_drained(pipeline, reports, max_cycles)
+    seconds = time.perf_counter() - started
+    fake.send(("mark", None))
+    return reports, seconds, fake.recv()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=5000, help="messages in the inbox at the start (default 5000)")
-    ap.add_argument("--latency-ms", type=float, default=20.0, help="added to every HTTP request (default 20)")
-    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of .eml files")
+    add_fake_gmail_args(ap, 5000)
     ap.add_argument("--arrivals", type=int, default=250, help="new messages picked up through history afterwards")
-    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     if not args.corpus.is_dir():
         ap.error(f"no corpus at {args.corpus} (pass --corpus DIR)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory() as tmp, fake_gmail_process(args, Path(tmp)) as (fake, ready, loading):
         return measure(args, Path(tmp), fake, ready, loading)
+
+
+def add_fake_gmail_args(ap: argparse.ArgumentParser, n: int) -> None:
+    """The options fake_gmail_process() reads: --n, --latency-ms, --corpus, --seed."""
+    ap.add_argument("--n", type=int, default=n, help=f"messages in the inbox at the start (default {n})")
+    ap.add_argument("--latency-ms", type=float, default=20.0, help="added to every HTTP request (default 20)")
+    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of .eml files")
+    ap.add_argument("--seed", type=int, default=1)
 
 
 @contextmanager
@@ -261,21 +277,10 @@ def measure(args: argparse.Namespace, tmp_path: Path, fake: Connection, ready: d
     pipeline = Pipeline(services)
     max_cycles = 4 * args.n // max(1, cfg.poll.max_messages_per_cycle) + 10
 
-    drain: list[CycleReport] = []
-    started = time.perf_counter()
-    run_until_drained(pipeline, drain, max_cycles)
-    drained = time.perf_counter() - started
-    fake.send(("mark", None))
-    mark_drained = fake.recv()
-
+    drain, drained, mark_drained = timed_drain(pipeline, fake, max_cycles)
     fake.send(("deliver", args.arrivals))
     mark_arrived = fake.recv()
-    arrivals: list[CycleReport] = []
-    t1 = time.perf_counter()
-    run_until_drained(pipeline, arrivals, max_cycles)
-    incremental = time.perf_counter() - t1
-    fake.send(("mark", None))
-    mark_trash = fake.recv()
+    arrivals, incremental, mark_trash = timed_drain(pipeline, fake, max_cycles)
 
     later = now_utc() + timedelta(hours=73)
     services.clock = lambda: later

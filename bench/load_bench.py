@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from gmail_bench import (  # the same directory: `python bench/load_bench.py` puts it on sys.path
-    DEFAULT_CORPUS,
     USER_LIMIT_PER_MINUTE,
+    add_fake_gmail_args,
     attribute,
     decisions_by_message,
     fake_gmail_process,
@@ -76,13 +76,10 @@ def drain(pipeline: Pipeline, max_cycles: int) -> tuple[int, int, list[tuple[flo
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=10_000, help="messages in the inbox (default 10000)")
-    ap.add_argument("--latency-ms", type=float, default=20.0, help="added to every HTTP request (default 20)")
-    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of .eml files")
+    add_fake_gmail_args(ap, 10_000)
     ap.add_argument("--cycle", type=int, default=500, help="messages per cycle (default 500, as shipped)")
     ap.add_argument("--points", type=int, default=12, help="RSS samples printed (default 12)")
     ap.add_argument("--max-growth-mb", type=float, default=2.0, help="allowed RSS growth per 1,000 messages")
-    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory() as tmp, fake_gmail_process(args, Path(tmp)) as (fake, ready, _):
