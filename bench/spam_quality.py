@@ -8,6 +8,11 @@ one at a time, in name order, through the same decision path as the bot: parse_e
 the config file), then the offline classifier (with the pre-filter's hint for list mail). Prints the categories
 per folder, spam recall, the share of legitimate mail called spam, and the time per message; --errors also lists
 every spam message missed and every legitimate one called spam, with the classifier's reasons.
+
+It also prints what the LLM cascade would do with this mail (`classify.llm` of the config, whether or not the LLM
+is enabled): the share of each folder it would send to the LLM, and the offline model's spam/newsletter decisions
+by confidence band with how many of them called legitimate mail spam. The band table is what
+`call_below_confidence` is chosen from: above that level the offline decision to trash stands without asking.
 """
 
 from __future__ import annotations
@@ -22,13 +27,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bot.cascade import wants_llm  # noqa: E402
 from bot.config import load_config  # noqa: E402
 from bot.mime import parse_email  # noqa: E402
+from bot.models import DISPOSABLE  # noqa: E402
 from bot.offline import load_or_train  # noqa: E402
 from bot.prefilter import prefilter  # noqa: E402
 
 DEFAULT_CORPUS = REPO / ".." / "shared" / "data" / "spamassassin-dev"
 GOLD_DIR = REPO / "bot" / "data" / "gold"
+BANDS = (0.0, 0.7, 0.8, 0.9, 1.0)
+
+
+def band_of(confidence: float) -> int:
+    return max(i for i, low in enumerate(BANDS[:-1]) if confidence >= low)
 
 
 def messages(folder: Path) -> Iterator[Path]:
@@ -58,9 +70,11 @@ def main() -> int:
     parse_s = decide_s = 0.0
     count = 0
     wrong: list[str] = []
+    bands = [[0, 0] for _ in BANDS[:-1]]  # [spam/newsletter decisions, of them legitimate mail called spam]
     for folder in folders:
         kind = "spam" if folder.name.lower().startswith("spam") else "ham"
         per_category: Counter[str] = Counter()
+        asked = 0
         for path in messages(folder):
             raw = path.read_bytes()
             t0 = time.perf_counter()
@@ -71,8 +85,14 @@ def main() -> int:
             if result.outcome in ("skip", "category"):
                 category = result.category or result.outcome
             else:
-                decided = classifier.classify(email, result if result.outcome == "hint" else None)
+                hint = result if result.outcome == "hint" else None
+                decided = classifier.classify(email, hint)
                 category, reasons = decided.category, decided.reasons
+                asked += wants_llm(c.llm, c.threshold, email, decided, hint)
+                if category in DISPOSABLE and not decided.review_reason:
+                    row = bands[band_of(decided.confidence)]
+                    row[0] += 1
+                    row[1] += category == "spam" and kind == "ham"
             t2 = time.perf_counter()
             parse_s += t1 - t0
             decide_s += t2 - t1
@@ -84,9 +104,14 @@ def main() -> int:
         totals[kind][0] += per_category["spam"]
         totals[kind][1] += n
         shown = ", ".join(f"{cat} {k}" for cat, k in per_category.most_common())
-        print(f"{folder.name:<14} {kind:<4} {n:>5} messages: {shown}")
+        print(f"{folder.name:<14} {kind:<4} {n:>5} messages: {shown}; LLM would be asked for {asked} "
+              f"({100 * asked / max(n, 1):.1f}%)")
     if wrong:
         print("misjudged:", *wrong, sep="\n")
+    print(f"offline spam/newsletter decisions by confidence (call_below_confidence is {c.llm.call_below_confidence}):")
+    for i, (decisions, ham_as_spam) in enumerate(bands):
+        print(f"  {BANDS[i]:.1f}-{BANDS[i + 1]:.1f}: {decisions:>5} decisions, "
+              f"legitimate mail called spam {ham_as_spam}")
     spam_hit, spam_n = totals["spam"]
     ham_hit, ham_n = totals["ham"]
     if spam_n:

@@ -466,7 +466,7 @@ def _llm(r: Reader) -> LlmConfig:
         daily_budget_usd=r.number("daily_budget_usd", 1.0, minimum=0),
         input_usd_per_mtok=r.number("input_usd_per_mtok", 0.15, minimum=0),
         output_usd_per_mtok=r.number("output_usd_per_mtok", 0.60, minimum=0),
-        call_below_confidence=r.number("call_below_confidence", 0.9, minimum=0, maximum=1),
+        call_below_confidence=r.number("call_below_confidence", 0.8, minimum=0, maximum=1),
         call_for_categories=r.str_list(
             "call_for_categories", ["lead", "support", "accounting", "vendor", "job_applicant", "other"]),
         redact=r.boolean("redact", True),

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def gold(tmp_path_factory: pytest.TempPathFactory) -> Report:
     cfg = make_config(tmp_path_factory.mktemp("gold"))  # no saved model: the one trained on the gold train split
-    return evaluate(cfg, GOLD_DIR)
+    return evaluate(cfg, GOLD_DIR, mix=default_mix(GOLD_DIR))
 
 
 def test_the_gold_set_is_scored_on_its_test_split_only(gold: Report) -> None:
@@ -64,6 +64,20 @@ def test_gate_no_destructive_errors(gold: Report) -> None:
 def test_gate_language_accuracy(gold: Report) -> None:
     accuracy = gold.language_accuracy
     assert accuracy is not None and accuracy >= 0.97, f"language accuracy {accuracy}: {gold.language}"
+
+
+def test_gate_llm_calls_per_100_on_the_shipped_mix(gold: Report) -> None:
+    # Projected from the default cascade (the LLM is off here), re-weighted to bot/data/gold/mix.json.
+    assert gold.llm["mix"] == "shared sales inbox" and not gold.llm["missing_in_set"]
+    calls = gold.llm_calls_per_100
+    assert calls is not None and calls <= 60, f"{calls} LLM calls per 100: {gold.llm['per_category']}"
+
+
+def test_gate_llm_input_tokens_per_call(gold: Report) -> None:
+    # Counted with the real gpt-4o-mini tokenizer, not the 4-characters estimate, schema included.
+    assert gold.llm["tokens_source"] == "counted with o200k_base"
+    tokens = gold.llm_input_tokens_per_call
+    assert tokens is not None and tokens <= 700, f"{tokens} input tokens per LLM call"
 
 
 # ---------------------------------------------------------------- labels
