@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -182,6 +182,28 @@ def attribute(log: list[tuple[float, str, str, int]], category: dict[str, str], 
     return per_message, overhead
 
 
+class QuotaUse(NamedTuple):
+    """The fake's call log and statistics, with the units put on the bot's decisions."""
+
+    stats: dict[str, Any]
+    log: list[tuple[float, str, str, int]]
+    category: dict[str, str]
+    drafted: set[str]
+    per_message: dict[str, float]
+    overhead: dict[str, float]
+    total: int
+
+
+def quota_use(fake: Connection, ledger: Any) -> QuotaUse:
+    """Ask the fake for its call log and attribute every unit to a message or to overhead."""
+    fake.send(("log", None))
+    stats = fake.recv()
+    log: list[tuple[float, str, str, int]] = stats["log"]
+    category, threads, drafted = decisions_by_message(ledger)
+    per_message, overhead = attribute(log, category, threads)
+    return QuotaUse(stats, log, category, drafted, per_message, overhead, sum(u for *_, u in log))
+
+
 def run_until_drained(pipeline: Pipeline, reports: list[CycleReport], max_cycles: int) -> None:
     for _ in range(max_cycles):
         report = pipeline.run_cycle()
@@ -289,12 +311,7 @@ def measure(args: argparse.Namespace, tmp_path: Path, fake: Connection, ready: d
     trashing = time.perf_counter() - t2
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    fake.send(("log", None))
-    stats = fake.recv()
-    log: list[tuple[float, str, str, int]] = stats["log"]
-    category, threads, drafted = decisions_by_message(services.ledger)
-    per_message, overhead = attribute(log, category, threads)
-    total = sum(u for *_, u in log)
+    stats, log, category, drafted, per_message, overhead, total = quota_use(fake, services.ledger)
     processed, failed = summarise(drain)
     later_processed, later_failed = summarise(arrivals)
     busy = drained + incremental + trashing

@@ -31,11 +31,10 @@ from typing import Any
 from gmail_bench import (  # the same directory: `python bench/load_bench.py` puts it on sys.path
     USER_LIMIT_PER_MINUTE,
     add_fake_gmail_args,
-    attribute,
-    decisions_by_message,
     fake_gmail_process,
     gmail_config,
     peak_per_minute,
+    quota_use,
     units_table,
 )
 from pipeline_bench import rss_mb
@@ -91,13 +90,7 @@ def measure(args: argparse.Namespace, tmp: Path, fake: Connection, ready: dict[s
     services = build_services(cfg)
     processed, failed, samples = drain(Pipeline(services), 4 * args.n // args.cycle + 10)
     seconds = samples[-1][0]
-    fake.send(("log", None))
-    stats = fake.recv()
-    log: list[tuple[float, str, str, int]] = stats["log"]
-
-    category, threads, drafted = decisions_by_message(services.ledger)
-    per_message, overhead = attribute(log, category, threads)
-    total = sum(u for *_, u in log)
+    stats, log, category, drafted, per_message, overhead, total = quota_use(fake, services.ledger)
     peak = peak_per_minute(log)
     growth = growth_per_thousand(samples)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
