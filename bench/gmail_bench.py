@@ -97,9 +97,9 @@ def mailbox(corpus: Path, seed: int) -> Iterator[tuple[bytes, str]]:
 
 def serve_fake(conn: Connection, corpus: Path, n: int, seed: int, latency: float, token_file: Path) -> None:
     """The child process: a FakeGmail holding the mailbox; answers commands from the pipe until "stop"."""
-    from tests.contract.fake_gmail import FakeGmail
+    from tests.contract.fake_gmail import FakeGmail, wall_clock
 
-    with FakeGmail() as gm:
+    with FakeGmail(clock=wall_clock) as gm:
         source = mailbox(corpus, seed)
         sources: Counter[str] = Counter()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -40,3 +42,16 @@ def _no_network() -> Any:
     yield
     socket.getaddrinfo = _real_getaddrinfo  # type: ignore[assignment]
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
+
+
+def pytest_report_header() -> str:
+    """Name the date the suite runs on; refuse a shifted run whose shift did not take (see tests/shifted.py)."""
+    now = datetime.now(UTC)
+    launched, expected = os.environ.get("SHIFTED_LAUNCH_TIME"), os.environ.get("SHIFTED_BY_SECONDS")
+    if launched and expected:
+        drift = now.timestamp() - float(launched) - float(expected)
+        if not 0 <= drift < 3600:
+            raise pytest.UsageError(f"the clock is not shifted as asked (FAKETIME={os.environ.get('FAKETIME')}): "
+                                    "libfaketime did not load")
+        return f"clock shifted by FAKETIME={os.environ.get('FAKETIME')}: now {now:%Y-%m-%d %H:%M} UTC"
+    return f"clock: now {now:%Y-%m-%d %H:%M} UTC"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.models import Classification, Email, PrefilterResult
@@ -58,10 +59,8 @@ class FakeCrm:
 class Clock:
     """A settable clock for Services.clock: tests move time forward by assigning to .now."""
 
-    def __init__(self) -> None:
-        from datetime import UTC, datetime
-
-        self.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
     def __call__(self) -> Any:
         return self.now

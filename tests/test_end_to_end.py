@@ -143,9 +143,9 @@ def test_daemon_stops_warm_on_sigterm(tmp_path: Path) -> None:
 
 
 def test_lost_gmail_authorization_stops_with_one_clear_line_and_an_alert(tmp_path: Path) -> None:
-    from tests.contract.fake_gmail import FakeGmail
+    from tests.contract.fake_gmail import FakeGmail, wall_clock
 
-    with FakeGmail() as gm:
+    with FakeGmail(clock=wall_clock) as gm:
         token = tmp_path / "state" / "gmail-token.json"
         token.parent.mkdir(mode=0o700)
         gm.write_token_file(token)

@@ -39,6 +39,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -53,7 +54,16 @@ from urllib.parse import parse_qs, urlsplit
 from google.oauth2.credentials import Credentials
 
 from bot.config import GmailConfig
+from tests.fakes import Clock
 from tests.httpfake import FakeServer, Request, Response
+
+# The fake's "now" unless a test gives it a clock: the day after the contract suite's mail (22-26 Nov 2026).
+FAKE_NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def wall_clock() -> datetime:
+    """For a fake serving a bot process, which reads the real clock (shifted as a whole under libfaketime)."""
+    return datetime.now(UTC)
 
 API = r"/gmail/v1/users/(?P<user>[^/]+)"
 
@@ -125,8 +135,11 @@ class FakeGmail:
     """Start with `with FakeGmail() as gm:`; point the client at gm.api_endpoint / gm.batch_uri / gm.token_uri."""
 
     def __init__(self, token: str = "test-access-token", refresh_token: str = "test-refresh-token",
-                 address: str = "sales@acme-pumps.example") -> None:
+                 address: str = "sales@acme-pumps.example", clock: Callable[[], datetime] | None = None) -> None:
         self.server = FakeServer()
+        # Gmail's "now": what newer_than: compares with and what new mail is dated. Tests share one settable clock;
+        # a process test whose bot reads the wall clock passes a wall clock here (wall_clock).
+        self.clock: Callable[[], datetime] = clock or Clock(FAKE_NOW)
         self.address = address
         self.lock = self.server.lock  # one lock for the fake's state, whether a handler or a test touches it
         self.token, self.refresh_token = token, refresh_token
@@ -155,7 +168,7 @@ class FakeGmail:
         self._label_ids = itertools.count(1)
         self._draft_ids = itertools.count(1)
         self._token_ids = itertools.count(1)
-        self._clock_ms = int(time.time() * 1000) - 3_600_000
+        self._clock_ms = self._now_ms() - 3_600_000
         self._current_history = next(self._history_ids)
         self._routes()
 
@@ -231,6 +244,14 @@ class FakeGmail:
 
     # ------------------------------------------------------------------ state helpers for tests
 
+    def _now_ms(self) -> int:
+        return int(self.clock().timestamp() * 1000)
+
+    def _tick(self) -> int:
+        """The internal date of the next message: a second after the last one, and never behind the clock."""
+        self._clock_ms = max(self._clock_ms + 1000, self._now_ms() - 3_600_000)
+        return self._clock_ms
+
     def _next_history(self) -> int:
         self._current_history = next(self._history_ids)
         return self._current_history
@@ -258,8 +279,7 @@ class FakeGmail:
         internal_date when given (as messages.import with internalDateSource=dateHeader would set it).
         """
         with self.lock:
-            self._clock_ms += 1000
-            date_ms = self._clock_ms - int(age_days * 86_400_000)
+            date_ms = self._tick() - int(age_days * 86_400_000)
             if internal_date is not None:
                 date_ms = int(internal_date.timestamp() * 1000)
                 self._clock_ms = max(self._clock_ms, date_ms)  # what is created later is never older
@@ -491,7 +511,7 @@ class FakeGmail:
         if op == "is" and value.lower() == "read":
             return lambda m: "UNREAD" not in m.labels
         if op == "newer_than" and re.fullmatch(r"\d+d", value):
-            cutoff = int(time.time() * 1000) - int(value[:-1]) * 86_400_000
+            cutoff = self._now_ms() - int(value[:-1]) * 86_400_000
             return lambda m: m.internal_date >= cutoff
         if op == "rfc822msgid":
             return lambda m: (m.header("Message-ID") or "").strip("<>") == value.strip("<>")
@@ -619,8 +639,7 @@ class FakeGmail:
         message = (req.json() or {}).get("message") or {}
         if not message.get("raw"):
             return gerror(400, "invalidArgument", "Missing draft message")
-        self._clock_ms += 1000
-        msg = self._store(unb64url(message["raw"]), {"DRAFT"}, None, self._clock_ms)
+        msg = self._store(unb64url(message["raw"]), {"DRAFT"}, None, self._tick())
         msg.thread_id = self._draft_thread(msg, message.get("threadId")) or msg.id
         self._index(msg)
         self._record("messageAdded", msg)

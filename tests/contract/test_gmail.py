@@ -720,4 +720,4 @@ def test_the_fake_answers_a_batch_like_gmail(gm: FakeGmail) -> None:
     batch.execute()
     assert got["ok"]["payload"]["headers"] == [{"name": "Subject", "value": "Pump quote"}]
     assert got["gone"].status_code == 404
-    assert datetime.fromtimestamp(int(got["ok"]["internalDate"]) / 1000, UTC) <= datetime.now(UTC)
+    assert datetime.fromtimestamp(int(got["ok"]["internalDate"]) / 1000, UTC) <= gm.clock()

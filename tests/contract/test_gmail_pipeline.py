@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any, cast
@@ -51,14 +51,6 @@ class Hooked(KeywordClassifier):
         return super().classify(email, hint)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 class GmailBot:
     """The bot as bot.bootstrap wires it for `mail.provider: gmail`, with fake sinks and a controllable clock."""
 
@@ -72,7 +64,7 @@ class GmailBot:
         self.keywords = Hooked()
         self.classifier: Classifier = self.keywords
         self.audit, self.notifier, self.crm = FakeAuditSink(), FakeNotifier(), FakeCrm()
-        self.clock = Clock()
+        self.clock = gm.clock  # one clock: Gmail's internal dates and the bot's trash schedule
         self.sleeps = Sleeps()
         self.ledger = open_ledger(self.cfg)
         self.start()

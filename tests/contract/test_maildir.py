@@ -6,7 +6,6 @@ import mailbox
 import os
 import shutil
 import stat
-import time
 from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -287,21 +286,19 @@ def test_seed_maildir_is_idempotent_and_its_keys_are_stable(tmp_path: Path) -> N
         seed_maildir(tmp_path / "other", tmp_path / "missing")
 
 
-def test_a_cycle_over_a_thousand_messages_stays_cheap(tmp_path: Path) -> None:
+def test_a_cycle_over_a_thousand_messages_processes_each_once(tmp_path: Path) -> None:
     raws = [make_mail(f"<m{i}@bulk.example>", f"sender{i}@bulk.example", f"Quote {i}", 1 + i % 28, i % 24)
             for i in range(1000)]
     _store(tmp_path / "md", raws)
     provider = MaildirProvider(tmp_path / "md", processed_label=PROCESSED)
     provider.ensure_labels(LABELS)
-    started = time.perf_counter()
     refs = provider.list_new(2000)
     for ref, raw in provider.fetch(refs):
         assert isinstance(raw, bytes)
         provider.modify(ref.provider_id, [PROCESSED, LEAD], [], archive=True)
         provider.thread(ref.thread_id)
-    elapsed = time.perf_counter() - started
     assert len(refs) == 1000 and provider.list_new(2000) == []
-    assert elapsed < 5.0, f"{elapsed:.2f}s for 1000 messages"
+    # its speed is a figure of bench/component_speed.py
 
 
 # ---------------------------------------------------------------- the bundled demo inbox

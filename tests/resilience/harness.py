@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from tests.contract.fake_gmail import FakeGmail
+from tests.contract.fake_gmail import FakeGmail, wall_clock
 from tests.contract.fake_hubspot import FakeHubspot
 from tests.contract.fake_openai import FakeOpenAI, answer_json, ok
 from tests.contract.fake_sheets import FakeSheets
@@ -210,7 +210,7 @@ class Stack:
     csv_path: Path | None = None  # where the config last written puts the audit CSV
 
     def __enter__(self) -> Stack:
-        self.gmail = FakeGmail(refresh_token=REFRESH_TOKEN).__enter__()
+        self.gmail = FakeGmail(refresh_token=REFRESH_TOKEN, clock=wall_clock).__enter__()
         self.sheets_srv, self.slack_srv = FakeServer().start(), FakeServer().start()
         self.hubspot_srv, self.openai_srv = FakeServer().start(), FakeServer().start()
         self.sheets = FakeSheets(self.sheets_srv)

@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import stat
-import time
 import zlib
 from dataclasses import replace
 from pathlib import Path
@@ -305,10 +304,8 @@ def test_load_or_train_falls_back_to_the_gold_set(tmp_path: Path, caplog: pytest
 
 @pytest.mark.skipif(not (GOLD / "labels.jsonl").is_file() and not any(GOLD.glob("labels.part*.jsonl")),
                     reason="the gold set is not in this checkout")
-def test_shipped_gold_set_trains_quickly_and_recognises_a_plain_lead(tmp_path: Path) -> None:
-    started = time.perf_counter()
+def test_shipped_gold_set_trains_and_recognises_a_plain_lead(tmp_path: Path) -> None:
     clf = load_or_train(tmp_path / "absent.json", GOLD, LANGS, "en", 1500)
-    assert time.perf_counter() - started < 10  # about 1 s on a free core; generous for a busy CI machine
     assert sum(clf.model.examples.values()) >= 50
     result = clf.classify(mail("RFQ: 2 centrifugal pumps", "Hello,\nplease send us a quotation for two "
                                "centrifugal pumps, 50 m3/h at 4 bar, DN100 PN16, with delivery time.\n"
