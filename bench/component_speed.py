@@ -37,7 +37,7 @@ def parse_ms() -> float:
 
 
 def language_ms() -> float:
-    from bot.language import detect_language
+    from bot.classify.language import detect_language
     from tests.unit.test_language import ALL, SENTENCES
 
     texts = list(SENTENCES.values()) * 30
@@ -49,7 +49,7 @@ def language_ms() -> float:
 
 
 def train_s() -> float:
-    from bot.offline import load_or_train
+    from bot.classify.offline import load_or_train
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

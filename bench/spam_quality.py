@@ -27,11 +27,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.cascade import wants_llm  # noqa: E402
+from bot.classify.cascade import wants_llm  # noqa: E402
+from bot.classify.offline import load_or_train  # noqa: E402
 from bot.config import load_config  # noqa: E402
 from bot.mime import parse_email  # noqa: E402
 from bot.models import DISPOSABLE  # noqa: E402
-from bot.offline import load_or_train  # noqa: E402
 from bot.prefilter import prefilter  # noqa: E402
 
 DEFAULT_CORPUS = REPO / ".." / "shared" / "data" / "spamassassin-dev"

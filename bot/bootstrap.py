@@ -21,8 +21,8 @@ def open_ledger(cfg: Config) -> Ledger:
 
 
 def build_classifier(cfg: Config, ledger: Ledger | None) -> Classifier:
-    from bot.cascade import CascadeClassifier
-    from bot.offline import load_or_train
+    from bot.classify.cascade import CascadeClassifier
+    from bot.classify.offline import load_or_train
 
     offline = load_or_train(cfg.classify.model_path, GOLD_DIR, languages=cfg.classify.languages,
                             default_language=cfg.classify.default_language, text_chars=cfg.classify.text_chars,

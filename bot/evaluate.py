@@ -31,9 +31,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.classify.prompt import token_counter
 from bot.config import PACKAGE_DIR, Config
 from bot.models import CATEGORIES, DISPOSABLE
-from bot.prompt import token_counter
 
 GOLD_DIR = PACKAGE_DIR / "data" / "gold"
 FIELDS = ("person_name", "person_email", "company")

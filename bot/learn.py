@@ -20,12 +20,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bot.classify.offline import Model, base_examples, train
 from bot.config import Config
 from bot.corrections import check_label_corrections, check_sheet_corrections
 from bot.evaluate import GOLD_DIR, Report, evaluate
 from bot.mime import parse_email
 from bot.models import CATEGORIES, Email, MessageRef
-from bot.offline import Model, base_examples, train
 from bot.pipeline import CycleReport, Services
 from bot.ports import MailProvider
 from bot.state import Ledger

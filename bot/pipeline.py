@@ -18,17 +18,17 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
-from bot.cascade import LlmUnavailable, wants_llm
+from bot.classify.cascade import LlmUnavailable, wants_llm
+from bot.classify.language import detect_language
+from bot.classify.prompt import request_tokens
 from bot.config import Config
 from bot.corrections import CorrectionCheck
 from bot.decide import decide, describe_actions, prefilter_classification, review_decision
 from bot.faults import crash_point
-from bot.language import detect_language
 from bot.mime import parse_email
 from bot.models import Classification, Decision, Email, MessageRef, PrefilterResult
 from bot.ports import AuditSink, AuthError, Classifier, Crm, MailProvider, Notifier, SinkUnavailable, ThreadMessage
 from bot.prefilter import prefilter
-from bot.prompt import request_tokens
 from bot.records import audit_row, crm_payload, message_record, notify_payload
 from bot.replies import build_reply
 from bot.state import Effect, Ledger, MessageRow, OutboxItem, StateError, iso, now_utc

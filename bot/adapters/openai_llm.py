@@ -17,10 +17,10 @@ import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
-from bot.cascade import LlmFailure
+from bot.classify.cascade import LlmFailure
+from bot.classify.prompt import FIELD_NAMES, TIMELINES, build_messages, estimate_tokens, response_schema
 from bot.config import LlmConfig
 from bot.models import CATEGORIES, Classification, Email, PrefilterResult, Usage
-from bot.prompt import FIELD_NAMES, TIMELINES, build_messages, estimate_tokens, response_schema
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def make_client(cfg: LlmConfig) -> openai.OpenAI:
 
 
 class LlmClassifier:
-    """Classifier protocol, except that it raises LlmFailure (bot.cascade) instead of guessing."""
+    """Classifier protocol, except that it raises LlmFailure (bot.classify.cascade) instead of guessing."""
 
     def __init__(self, cfg: LlmConfig, company: str, text_chars: int = 1500,
                  client: openai.OpenAI | None = None) -> None:

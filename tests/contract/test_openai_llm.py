@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.adapters.openai_llm import LlmClassifier
-from bot.cascade import LlmFailure
+from bot.classify.cascade import LlmFailure
 from bot.config import LlmConfig
 from bot.models import CATEGORIES, Email, PrefilterResult
 from tests.contract.fake_openai import FakeOpenAI, answer_json, completion, error, ok

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.cascade import INJECTION_REVIEW, CascadeClassifier
+from bot.classify.cascade import INJECTION_REVIEW, CascadeClassifier
+from bot.classify.prompt import build_messages
 from bot.config import LlmConfig
 from bot.mime import parse_email
 from bot.models import DISPOSABLE, Classification, Email, PrefilterResult
-from bot.prompt import build_messages
 
 HERE = Path(__file__).parent
 CORPUS = HERE / "corpus"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from bot.adapters.openai_llm import LlmClassifier
-from bot.cascade import LlmFailure
+from bot.classify.cascade import LlmFailure
 from bot.config import LlmConfig
 from bot.mime import parse_email
 from bot.models import CATEGORIES
@@ -73,7 +73,7 @@ def test_demo_mails_go_over_the_wire_and_answers_parse(llm: LlmClassifier) -> No
 def test_the_server_counts_the_whole_request(llm: LlmClassifier) -> None:
     # Nothing of the request may be dropped on the way to the model (a chat template without a system role
     # loses the instructions): the server's own count must be near the size of what was sent.
-    from bot.prompt import build_messages, estimate_tokens
+    from bot.classify.prompt import build_messages, estimate_tokens
 
     email = parse_email((DEMO / MAILS[0]).read_bytes(), provider_id=MAILS[0])
     sent = estimate_tokens(build_messages(email, "Acme Pumps GmbH", 1500, True, True, system_role=False))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.bootstrap import GOLD_DIR
-from bot.offline import base_examples, train
+from bot.classify.offline import base_examples, train
 from tests.resilience.checks import assert_invariants, drain
 from tests.resilience.harness import Outcome, Stack, inbox40
 

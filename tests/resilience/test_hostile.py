@@ -80,7 +80,7 @@ class Memory:
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
     from bot.bootstrap import GOLD_DIR
-    from bot.offline import base_examples, train
+    from bot.classify.offline import base_examples, train
 
     tmp = tmp_path_factory.mktemp("hostile")
     train(base_examples(GOLD_DIR)).save(tmp / "state" / "model.json")

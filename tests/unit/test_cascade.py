@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.cascade import INJECTION_REVIEW, CascadeClassifier, LlmFailure, LlmUnavailable, detect_injection
+from bot.classify.cascade import INJECTION_REVIEW, CascadeClassifier, LlmFailure, LlmUnavailable, detect_injection
 from bot.config import LlmConfig
 from bot.models import Classification, Email, PrefilterResult, Usage
 
@@ -328,7 +328,7 @@ def test_pattern_gates_never_hide_a_match() -> None:
     """Each gate must be implied by its pattern: on every shipped mail, gated and ungated detection agree."""
     from pathlib import Path
 
-    from bot import cascade
+    from bot.classify import cascade
     from bot.mime import parse_email
 
     root = Path(__file__).resolve().parents[2]

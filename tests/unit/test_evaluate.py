@@ -329,7 +329,7 @@ def test_command_reports_unusable_labels_with_exit_2(tmp_path: Path, capsys: pyt
 
 
 def test_tokens_are_counted_with_openais_tokenizer() -> None:
-    from bot.prompt import token_counter
+    from bot.classify.prompt import token_counter
 
     count, name = token_counter()
     assert name == "counted with o200k_base"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.extract import (
+from bot.classify.extract import (
     company_from_domain,
     company_in_text,
     company_near_domain,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.language import detect_language, function_word_share
+from bot.classify.language import detect_language, function_word_share
 
 ALL = ("en", "de", "fr", "es", "it", "pt", "nl")
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ def test_no_function_words_at_all_is_unsure() -> None:
 def test_same_answer_in_a_fresh_process() -> None:
     texts = [SENTENCES["pt"], "Obrigado pela resposta rápida",
              "Kreiselpumpe und Gleitringdichtung mit Edelstahlgehause, Forderhohe, Drehzahlregelung, Ersatzteilpaket"]
-    code = f"from bot.language import detect_language as d; print(repr([d(t, {ALL!r}) for t in {texts!r}]))"
+    code = f"from bot.classify.language import detect_language as d; print(repr([d(t, {ALL!r}) for t in {texts!r}]))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
                          check=True).stdout.strip()
     assert out == repr([detect_language(t, ALL) for t in texts])

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 from bot.bootstrap import build_classifier
+from bot.classify.offline import Model, base_examples
 from bot.corrections import check_label_corrections
 from bot.evaluate import GOLD_DIR, evaluate, read_labels
 from bot.learn import LearnResult, ModelReloader, corrected_examples, learn, reloading, render
 from bot.models import CATEGORIES
-from bot.offline import Model, base_examples
 from bot.pipeline import Pipeline, Services
 from bot.state import Ledger
 from tests.fake_mail import FakeMailProvider

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.cues import analyse, features
+from bot.classify.cues import analyse, features
+from bot.classify.offline import Model, OfflineClassifier, base_examples, best, load_or_train, train
 from bot.mime import parse_email
 from bot.models import CATEGORIES, Email, PrefilterResult
-from bot.offline import Model, OfflineClassifier, base_examples, best, load_or_train, train
 
 LANGS = ("en", "de", "fr", "es", "it", "pt", "nl")
 LIST_HINT = PrefilterResult("hint", "list_mail", "newsletter", "header List-Id: <news.example>")

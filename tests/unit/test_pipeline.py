@@ -272,7 +272,7 @@ class OutageClassifier(KeywordClassifier):
     def classify(self, email: Any, hint: Any = None) -> Any:
         from dataclasses import replace
 
-        from bot.cascade import LlmUnavailable
+        from bot.classify.cascade import LlmUnavailable
 
         c = super().classify(email, hint)
         if self.down:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.redact import iban_ok, luhn_ok, redact
+from bot.classify.redact import iban_ok, luhn_ok, redact
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -13,8 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot import extract
-from bot.language import function_word_share
+from bot.classify import extract
+from bot.classify.language import function_word_share
 from bot.models import Email
 
 _TOKEN_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")

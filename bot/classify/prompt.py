@@ -13,9 +13,9 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from bot.classify.redact import redact
 from bot.config import LlmConfig
 from bot.models import CATEGORIES, Email, PrefilterResult
-from bot.redact import redact
 
 TIMELINES: tuple[str, ...] = ("now", "quarter", "six_months", "unknown")
 QUOTED_CHARS = 200

@@ -1,5 +1,5 @@
 """The offline classifier: a logistic-regression text model trained on the gold set (train split) and the training
-set beside it, steered by hand-written cues (bot.cues).
+set beside it, steered by hand-written cues (bot.classify.cues).
 
 A few hundred training messages in seven languages cannot teach a model everything, so every message also yields
 cue tokens (multilingual phrase lists per category and per intent, the sender's role, structural signs of bulk
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bot import extract
-from bot.cues import Cues, analyse, features, tokens
-from bot.language import detect_language
+from bot.classify import extract
+from bot.classify.cues import Cues, analyse, features, tokens
+from bot.classify.language import detect_language
 from bot.models import CATEGORIES, DISPOSABLE, Classification, Email, PrefilterResult
 
 log = logging.getLogger(__name__)
