@@ -25,12 +25,14 @@ from bot.config import Config
 from bot.corrections import CorrectionCheck
 from bot.decide import decide, describe_actions, prefilter_classification, review_decision
 from bot.faults import crash_point
+from bot.followup.cycle import FollowUp
 from bot.mime import parse_email
 from bot.models import Classification, Decision, Email, MessageRef, PrefilterResult
 from bot.ports import AuditSink, AuthError, Classifier, Crm, MailProvider, Notifier, SinkUnavailable, ThreadMessage
 from bot.prefilter import prefilter
 from bot.records import audit_row, crm_payload, message_record, notify_payload
 from bot.replies import build_reply
+from bot.routing import Turn
 from bot.state import Effect, Ledger, MessageRow, OutboxItem, StateError, iso, now_utc
 
 log = logging.getLogger("bot.pipeline")
@@ -103,6 +105,7 @@ class Pipeline:
         self.dry_run = dry_run
         self.stop = stop or threading.Event()
         self._corrections = CorrectionCheck()  # every CHECK_EVERY cycles: labels people changed, sheet column
+        self._followup: FollowUp | None = None  # answers, reminders, escalation (made at the first cycle)
         self._secrets = [x for x in (self.cfg.classify.llm.api_key, self.cfg.notify.slack.token,
                                      self.cfg.crm.hubspot.token) if x and len(x) >= 6]
 
@@ -139,22 +142,20 @@ class Pipeline:
         rotation = {name: self.s.ledger.rotation(name) for name in cfg.routing.pools}
         decision, turn = decide(cfg, email, pre, c, rotation, self.s.clock().date(), thread or (lambda: []))
         if turn is not None:
-            for i, member in enumerate(turn.joined, start=1):
-                if member != turn.member:
-                    self.s.ledger.set_rotation(turn.pool, member, max(rotation[turn.pool].values(), default=0) + i,
-                                               assigned=False)
-            self.s.ledger.set_rotation(turn.pool, turn.member, turn.turn, assigned=True)
+            take_turn(self.s.ledger, turn, rotation[turn.pool])
         return Evaluation(email, pre, c, decision)
 
-    def _commit(self, ref: MessageRef, ev: Evaluation) -> None:
-        """Record the decision with its effects and outbox items (inside the caller's transaction)."""
+    def _commit(self, ref: MessageRef, ev: Evaluation, rows: str = "audit") -> None:
+        """Record the decision with its effects and outbox items (inside the caller's transaction).
+
+        rows="update": the message has an audit row already, which is updated instead of a new one appended."""
         led, d, email = self.s.ledger, ev.decision, ev.email
         rec = message_record(email, ev.prefilter, ev.classification, d, self.s.link(ref.provider_id, ref.thread_id))
         led.save_decision(ref.provider_id, ref.thread_id, email.message_id, iso(email.date), ev.classification,
                           d.category, d.review, d.assignee.email if d.assignee else "", rec)
         self._add_effects(ref.provider_id, d, email, ev.classification)
         for sink in self.s.audit_sinks:
-            led.enqueue(ref.provider_id, f"audit:{sink.name}")
+            led.enqueue(ref.provider_id, f"{rows}:{sink.name}")
         if d.notify:
             for notifier in self.s.notifiers:
                 led.enqueue(ref.provider_id, f"notify:{notifier.name}")
@@ -447,6 +448,8 @@ class Pipeline:
         report = CycleReport()
         cfg, led, mail = self.cfg, self.s.ledger, self.s.mail
         if not self.dry_run:
+            if cfg.followup.enabled and self._followup is None:  # before any decision: it tracks from here on
+                self._followup = FollowUp(self)
             mail.ensure_labels(cfg.labels.all())
             for provider_id in led.unfinished():  # resume what a crash or an outage interrupted
                 row = led.get(provider_id)
@@ -484,6 +487,8 @@ class Pipeline:
         self._corrections.tick(led, mail, cfg.labels, self.s.audit_sinks, cfg.classify.text_chars)  # before trash
         self.trash_due(report)
         self.deliver(report)
+        if self._followup is not None:
+            self._followup.run(report)
         return report
 
     def _report_dry_run(self, email: Email, ev: Evaluation, report: CycleReport) -> None:
@@ -493,6 +498,14 @@ class Pipeline:
                 f"{email.from_addr} | {email.subject[:60]!r}")
         report.dry_run_lines.append(line)
         log.info("dry run: %s", line)
+
+
+def take_turn(ledger: Ledger, turn: Turn, rotation: Mapping[str, int]) -> None:
+    """Persist a round-robin turn: newcomers queue at the back, the chosen member moves behind everyone."""
+    for i, member in enumerate(turn.joined, start=1):
+        if member != turn.member:
+            ledger.set_rotation(turn.pool, member, max(rotation.values(), default=0) + i, assigned=False)
+    ledger.set_rotation(turn.pool, turn.member, turn.turn, assigned=True)
 
 
 def _upsert(crm: Crm, row: MessageRow, retry: bool) -> str:

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from bot.decide import describe_actions
+from bot.followup.audit import answer_fields
 from bot.models import Classification, Decision, Email, PrefilterResult
 from bot.state import Ledger, MessageRow, classification_to_dict, iso, now_utc
 
@@ -93,6 +94,7 @@ def audit_row(ledger: Ledger, row: MessageRow) -> dict[str, Any]:
         "llm_cost_usd": f"{float(usage.get('cost_usd', 0.0)):.6f}",
         "link": rec.get("link", ""),
         "correction": "",
+        **answer_fields(ledger, row.provider_id),
     }
 
 

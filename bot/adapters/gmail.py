@@ -644,6 +644,57 @@ class GmailProvider:
                 log.warning("Gmail drafts.list does not list the draft with message %s", message_id)
                 return message_id
 
+    # ------------------------------------------------------------------ answers (bot.followup.tracking)
+
+    def thread_changes(self, cursor: str | None) -> tuple[set[str] | None, str]:
+        """Threads that got a message (drafts aside) since `cursor`: history.list, 2 units per page of 500.
+
+        Without a usable cursor (none yet, or expired: 404) the set is None, meaning "read every thread you
+        watch", and the new cursor is the mailbox's current historyId (users.getProfile, 1 unit).
+        """
+        if cursor:
+            try:
+                return self._threads_added_since(cursor)
+            except GmailError as exc:
+                if exc.status != 404:
+                    raise
+        profile = self._call(lambda: self._users.getProfile(userId="me"), "users.getProfile")
+        return None, str(profile["historyId"])
+
+    def _threads_added_since(self, cursor: str) -> tuple[set[str], str]:
+        found: set[str] = set()
+        page: str | None = None
+        latest = cursor
+        while True:
+            resp = self._call(partial(self._users.history().list, userId="me", startHistoryId=cursor,
+                                      historyTypes=["messageAdded"], maxResults=500, pageToken=page), "history.list")
+            latest = str(resp.get("historyId") or latest)
+            added = [a.get("message") or {} for rec in resp.get("history", []) for a in rec.get("messagesAdded", [])]
+            found.update(str(m["threadId"]) for m in added
+                         if m.get("threadId") and "DRAFT" not in (m.get("labelIds") or []))
+            page = resp.get("nextPageToken")
+            if not page:
+                return found, latest
+
+    def threads(self, thread_ids: Sequence[str]) -> dict[str, list[ThreadMessage] | Exception]:
+        """thread() for many threads: threads.get (format=metadata, 10 units each) batched 50 to a request.
+
+        A thread that no longer exists has no messages; any other failure is that thread's entry.
+        """
+        found: dict[str, list[ThreadMessage] | Exception] = {}
+        for start in range(0, len(thread_ids), 50):
+            chunk = list(thread_ids[start:start + 50])
+            try:
+                answers = self._batch([partial(self._thread_request, tid) for tid in chunk], "threads.get")
+            except MailError as exc:  # the batch endpoint itself failed: every thread of it waits
+                answers = [exc] * len(chunk)
+            for tid, answer in zip(chunk, answers, strict=True):
+                if isinstance(answer, GmailError) and answer.status == 404:
+                    found[tid] = []
+                else:
+                    found[tid] = answer if isinstance(answer, Exception) else self._parse_thread(answer)
+        return found
+
 
 def _source_of(raw: bytes) -> str | None:
     value = BytesHeaderParser(policy=default_policy).parsebytes(raw).get(SOURCE_HEADER)
