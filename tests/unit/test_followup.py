@@ -264,3 +264,27 @@ def test_tracking_starts_with_the_mail_decided_after_it_is_switched_on(tmp_path:
     bot.at(utc(2026, 12, 3, 12))
     assert bot.tracked(old).status == "untracked" and bot.tracked(new).status == "open"
     assert bot.kinds() == ["lead", "lead"]  # the old lead is not reminded about
+
+
+def test_review_mail_moved_to_the_lead_label_gets_the_leads_actions(tmp_path: Path) -> None:
+    bot = FollowBot(tmp_path)
+    pid = bot.lead("Pumps, maybe? [lead:en:0.4]")
+    bot.cycle()
+    assert bot.row(pid)["review"] == "yes" and bot.drafts() == [] and bot.notifier.sent == []
+    bot.mail.messages[pid].labels.add("Triage/Lead")  # a person moves it from review to lead
+    for minute in range(1, 16):  # corrections are looked for every 15th cycle
+        bot.at(utc(2026, 11, 27, 14, minute))
+    [draft] = bot.drafts()
+    assert draft.thread_id == bot.mail.messages[pid].thread_id
+    assert bot.ledger.get(pid).assignee == "alice@acme-pumps.example" and not bot.ledger.get(pid).review
+    assert [p.get("kind", "lead") for p in bot.notifier.sent] == ["lead"]
+    assert bot.crm.contacts["jane@prospect.example"]["notes"] == [bot.row(pid)["message_id"]]
+    assert len(bot.audit.rows) == 1  # the row is updated, not written twice
+    row = bot.row(pid)
+    assert (row["category"], row["review"], row["assignee"]) == ("lead", "", "alice@acme-pumps.example")
+    assert "moved from review to lead" in row["followup"]
+    assert bot.ledger.assignment_counts("inside_sales")["alice@acme-pumps.example"] == 1
+    assert bot.tracked(pid).kind == "lead" and bot.tracked(pid).assignee == "alice@acme-pumps.example"
+    bot.at(utc(2026, 11, 27, 15, 0))
+    bot.at(utc(2026, 11, 27, 15, 30))
+    assert len(bot.drafts()) == 1 and len(bot.notifier.sent) == 1  # once only
