@@ -81,12 +81,39 @@ def cmd_run(cfg: Config, once: bool, dry_run: bool) -> int:
             print(line)
         log.info("%scycle done: %s", "dry-run " if dry_run else "", summary(report))
         return 0
-    code = run_daemon(reloading(cfg, services, pipeline.run_cycle, reloader), cfg.poll.interval_seconds, stop)
+    from bot.report.weekly import with_weekly_report
+
+    cycle = with_weekly_report(cfg, services.ledger, reloading(cfg, services, pipeline.run_cycle, reloader))
+    code = run_daemon(cycle, cfg.poll.interval_seconds, stop)
     if code == EXIT_AUTH:
         from bot.bootstrap import alert_team
 
         alert_team(cfg, "Gmail authorization was lost; the bot stopped. Run `python run.py auth gmail` again.")
     return code
+
+
+def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
+    from bot.report.build import summary, write_report
+    from bot.report.period import since_bounds, week_bounds
+    from bot.report.weekly import post_summary
+
+    path = cfg.state_dir / "ledger.sqlite3"
+    if not path.exists():
+        print("no decisions recorded yet")
+        return 1
+    now = now_utc()
+    try:
+        start, end, title = week_bounds(cfg, args.week) if args.week else since_bounds(now, args.since)
+    except ValueError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
+    stem = f"report-{args.week}" if args.week else f"report-{now:%Y-%m-%d}-last-{args.since_text}"
+    written = write_report(cfg, Ledger(path), start, end, title, Path(args.out) if args.out else cfg.report.dir, stem)
+    print(summary(written))
+    print(f"written: {written.html}" + (f" and {written.pdf}" if written.pdf else ""))
+    if args.post:
+        print(post_summary(cfg, summary(written), written.html))
+    return 0
 
 
 def iter_eml(paths: Sequence[str]) -> Iterator[tuple[str, bytes | Exception]]:
@@ -121,7 +148,14 @@ def cmd_audit_search(cfg: Config, args: argparse.Namespace) -> int:
 
     since = iso(now_utc() - args.since) if args.since else ""
     rows: list[dict[str, Any]] = []
+    waiting = None
+    if args.unanswered or args.older_than:
+        from bot.followup.story import unanswered
+
+        waiting = unanswered(ledger, now_utc(), args.older_than.total_seconds() / 3600 if args.older_than else 0)
     for m in ledger.iter_messages(since):
+        if waiting is not None and m.provider_id not in waiting:
+            continue
         r = audit_row(ledger, m)
         hay = " ".join([r["from"], r["from_name"], r["company"], r["subject"], r["summary"],
                         (m.record.get("email") or {}).get("body", "")]).lower()
@@ -134,8 +168,25 @@ def cmd_audit_search(cfg: Config, args: argparse.Namespace) -> int:
         if args.text and args.text.lower() not in hay:
             continue
         rows.append(r)
-    print_table(rows, ["processed_at", "from", "category", "review", "assignee", "subject", "actions"])
+    cols = ["processed_at", "from", "category", "review", "assignee", "subject", "actions"]
+    if waiting is not None:
+        cols = ["received_at", "from", "category", "review", "assignee", "subject", "followup"]
+    print_table(rows, cols)
     print(f"{len(rows)} decision(s)")
+    return 0
+
+
+def cmd_audit_show(cfg: Config, args: argparse.Namespace) -> int:
+    from bot.followup.story import find, story
+
+    path = cfg.state_dir / "ledger.sqlite3"
+    rows = find(Ledger(path), args.key) if path.exists() else []
+    if not rows:
+        print(f"nothing recorded for {args.key!r}")
+        return 1
+    for i, row in enumerate(rows):
+        print(("\n" if i else "") + f"{row.message_id or row.provider_id}  ({row.provider_id})")
+        print("\n".join(story(cfg, Ledger(path), row)))
     return 0
 
 
@@ -210,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--assignee")
     s.add_argument("--since", type=parse_since, help="e.g. 7d, 12h")
     s.add_argument("--text", help="subject, body, sender or company contains")
+    s.add_argument("--unanswered", action="store_true", help="leads and review mail nobody of ours has answered")
+    s.add_argument("--older-than", type=parse_since, help="with --unanswered: arrived longer ago than this, e.g. 4h")
+    sh = asub.add_parser("show", help="the whole story of one message, or of every message of one customer")
+    sh.add_argument("key", help="a Message-ID, a provider id or the customer's address")
     e = sub.add_parser("eval", help="triage quality on a labelled folder of .eml (labels.jsonl or labels.csv)")
     e.add_argument("path")
     e.add_argument("--json", action="store_true", help="one JSON object")
@@ -225,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="one JSON object")
     le = sub.add_parser("learn", help="retrain the offline classifier with the corrections people made")
     le.add_argument("--force", action="store_true", help="save the new model even if it scores worse")
+    rp = sub.add_parser("report", help="the manager's report of a week or the last days: HTML (and PDF) with charts")
+    period = rp.add_mutually_exclusive_group()
+    period.add_argument("--week", help="an ISO week, e.g. 2026-W49")
+    period.add_argument("--since", dest="since_text", default="7d", help="the last days or hours, e.g. 7d (default)")
+    rp.add_argument("--out", help="the folder to write to (default: report.dir)")
+    rp.add_argument("--post", action="store_true", help="post a summary to report.slack_channel")
     au = sub.add_parser("auth", help="authorize a service once")
     au.add_argument("service", choices=["gmail"])
     return p
@@ -246,13 +307,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "classify":
             return cmd_classify(cfg, args.paths)
         if args.command == "audit":
-            return cmd_audit_search(cfg, args)
+            return cmd_audit_show(cfg, args) if args.audit_command == "show" else cmd_audit_search(cfg, args)
         if args.command == "eval":
             return cmd_eval(cfg, args)
         if args.command == "stats":
             return cmd_stats(cfg, args)
         if args.command == "learn":
             return cmd_learn(cfg, args)
+        if args.command == "report":
+            args.since = parse_since(args.since_text)
+            return cmd_report(cfg, args)
         if args.command == "auth":
             from bot.adapters.gmail_auth import run_oauth_flow
             from bot.bootstrap import google_scopes
