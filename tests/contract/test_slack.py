@@ -190,3 +190,24 @@ def test_an_alert_goes_to_the_fallback_channel_as_escaped_text(env: Env) -> None
     env.cfg = SlackConfig(**{**env.cfg.__dict__, "fallback_channel": ""})
     env.new_notifier().alert("nobody to tell")
     assert len(env.fake.posted) == 1
+
+
+def test_follow_up_pings_say_what_happened_and_an_escalation_goes_to_the_channel(env: Env) -> None:
+    env.fake.channels.add("C0MANAGERS")
+    note = "2026-11-30 10:00 UTC reminder to bob@acme-pumps.example after 4.0 business hours <!channel>"
+    assert env.notifier.notify(payload(kind="reminder", note=note, message_id="<lead1@c>#reminder-1"),
+                               retry=False) == "slack dm U0BOB"
+    assert env.notifier.notify(payload(kind="escalation", channel="C0MANAGERS", message_id="<lead1@c>#escalation-2"),
+                               retry=False) == "slack channel C0MANAGERS"
+    assert env.notifier.notify(payload(kind="escalation", channel="", message_id="<lead1@c>#escalation-3"),
+                               retry=False) == f"slack channel {FALLBACK}"  # no channel configured: the fallback
+    reminder, escalation, _ = env.fake.posted
+    assert reminder.text.startswith("Reminder: this lead has no answer yet from")
+    assert "after 4.0 business hours &lt;!channel&gt;" in reminder.blocks_json  # mail-free, and escaped anyway
+    assert escalation.channel == "C0MANAGERS" and escalation.text.startswith("Unanswered lead from")
+    assert "Unanswered lead* for Bob Nguyen" in escalation.blocks_json
+    # a replayed reminder finds its own post, not the lead's first ping
+    env.notifier.notify(payload(message_id="<lead1@c>"), retry=False)
+    assert env.new_notifier().notify(payload(kind="reminder", message_id="<lead1@c>#reminder-1"),
+                                     retry=True) == "slack dm U0BOB"
+    assert len(env.fake.posted) == 4
