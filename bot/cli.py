@@ -315,7 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "learn":
             return cmd_learn(cfg, args)
         if args.command == "report":
-            args.since = parse_since(args.since_text)
+            try:
+                args.since = parse_since(args.since_text)
+            except argparse.ArgumentTypeError as exc:
+                print(f"report: {exc}", file=sys.stderr)
+                return 2
             return cmd_report(cfg, args)
         if args.command == "auth":
             from bot.adapters.gmail_auth import run_oauth_flow
