@@ -88,28 +88,41 @@ def update_row(ledger: Ledger, row: MessageRow) -> dict[str, Any]:
 
 
 def queue_update(ledger: Ledger, sinks: Sequence[Any], provider_id: str) -> None:
-    """Queue an update of the message's row in every audit sink that can take one (inside a transaction)."""
+    """Queue an update of the message's row in every audit sink that can take one (inside a transaction).
+
+    While the row itself still waits in the outbox, nothing is queued: the message is marked instead, and its
+    update is queued once the row was written (the row may have landed with older values before an outage)."""
+    waiting = False
     for sink in sinks:
         if not isinstance(sink, RowUpdates):
             continue
-        states = {r["sink"]: r["attempts"] for r in ledger.db.execute(
-            "SELECT sink, attempts FROM outbox WHERE provider_id=? AND status='pending' AND sink IN (?, ?)",
+        pending = {r[0] for r in ledger.db.execute(
+            "SELECT sink FROM outbox WHERE provider_id=? AND status='pending' AND sink IN (?, ?)",
             (provider_id, f"audit:{sink.name}", f"update:{sink.name}")).fetchall()}
-        if f"update:{sink.name}" in states or states.get(f"audit:{sink.name}") == 0:
-            continue  # one queued update renders the latest state; an unsent row will carry it anyway
-        ledger.enqueue(provider_id, f"update:{sink.name}")
+        if f"audit:{sink.name}" in pending:
+            waiting = True
+        elif f"update:{sink.name}" not in pending:  # one queued update renders the latest state
+            ledger.enqueue(provider_id, f"update:{sink.name}")
+    ledger.db.execute("UPDATE followup SET row_update=? WHERE provider_id=?", (int(waiting), provider_id))
+
+
+def queue_waiting_updates(ledger: Ledger, sinks: Sequence[Any]) -> None:
+    """Queue the updates of messages marked by queue_update() whose rows have been written since."""
+    marked = [r[0] for r in ledger.db.execute("SELECT provider_id FROM followup WHERE row_update=1").fetchall()]
+    with ledger.transaction():
+        for pid in marked:
+            queue_update(ledger, sinks, pid)
 
 
 def deliver_updates(ledger: Ledger, sinks: Sequence[Any], max_attempts: int) -> dict[str, int]:
     """Make the queued row updates, per sink in one call; returns the rows updated per outbox name."""
     done: dict[str, int] = {}
+    queue_waiting_updates(ledger, sinks)
     for sink in sinks:
         if not isinstance(sink, RowUpdates):
             continue
         name = f"update:{sink.name}"
-        waiting = ledger.outbox_backlog().get(f"audit:{sink.name}", 0)
-        items = [i for i in ledger.pending_outbox(name, UPDATE_BATCH)
-                 if not waiting or not ledger.outbox_result(i.provider_id, f"audit:{sink.name}").startswith("queued")]
+        items = ledger.pending_outbox(name, UPDATE_BATCH)
         rows = [(i, update_row(ledger, r)) for i in items if (r := ledger.get(i.provider_id)) is not None]
         if not rows:
             continue

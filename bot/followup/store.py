@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS followup (
     response_hours REAL,                   -- business hours from arrival to the answer
     response_wall_hours REAL,              -- the same in wall-clock hours
     reminded_at TEXT NOT NULL DEFAULT '',
-    escalated_at TEXT NOT NULL DEFAULT ''
+    escalated_at TEXT NOT NULL DEFAULT '',
+    row_update INTEGER NOT NULL DEFAULT 0  -- 1: its audit row changed while still queued; update it once written
 );
 CREATE INDEX IF NOT EXISTS followup_status ON followup(status);
 CREATE TABLE IF NOT EXISTS followup_events (
@@ -67,6 +68,7 @@ class Tracked:
     response_wall_hours: float | None
     reminded_at: str
     escalated_at: str
+    row_update: int = 0
 
 
 @dataclass(frozen=True)

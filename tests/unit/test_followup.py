@@ -288,3 +288,17 @@ def test_review_mail_moved_to_the_lead_label_gets_the_leads_actions(tmp_path: Pa
     bot.at(utc(2026, 11, 27, 15, 0))
     bot.at(utc(2026, 11, 27, 15, 30))
     assert len(bot.drafts()) == 1 and len(bot.notifier.sent) == 1  # once only
+
+
+def test_an_answer_found_while_the_row_waits_updates_the_row_after_it_is_written(tmp_path: Path) -> None:
+    bot = FollowBot(tmp_path)
+    bot.audit.down = True
+    pid = bot.lead(date="Fri, 27 Nov 2026 12:00:00 +0000")
+    bot.reply(pid, "Alice <alice@acme-pumps.example>", utc(2026, 11, 27, 13, 0))  # before the bot saw it
+    bot.cycle()
+    assert bot.tracked(pid).status == "answered"
+    assert bot.ledger.outbox_backlog() == {"audit:fake": 1}  # no update queued behind a row that is not written
+    bot.audit.down = False
+    bot.at(utc(2026, 11, 27, 14, 5))
+    assert bot.row(pid)["answered_by"] == "alice@acme-pumps.example" and bot.ledger.outbox_backlog() == {}
+    assert bot.audit.calls[-1] == (1, True)  # and the update followed the row, in case it landed before the outage
