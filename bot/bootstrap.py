@@ -67,21 +67,27 @@ def build_mail(cfg: Config, ledger: Ledger) -> MailProvider:
     return MaildirProvider(cfg.mail.maildir.path, processed_label=cfg.labels.processed)
 
 
-def build_sinks(cfg: Config) -> tuple[list[AuditSink], list[Notifier], list[Crm]]:
+def build_notifiers(cfg: Config) -> list[Notifier]:
     from bot.adapters.console import ConsoleNotifier
+
+    notifiers: list[Notifier] = [ConsoleNotifier()] if cfg.notify.console else []
+    if cfg.notify.slack.enabled:
+        from bot.adapters.slack import SlackNotifier
+
+        notifiers.append(SlackNotifier(cfg.notify.slack, cfg.routing.people()))
+    return notifiers
+
+
+def build_sinks(cfg: Config) -> tuple[list[AuditSink], list[Notifier], list[Crm]]:
     from bot.adapters.csv_audit import CsvAuditSink
 
     audit: list[AuditSink] = [CsvAuditSink(cfg.audit.csv_path)]
-    notifiers: list[Notifier] = [ConsoleNotifier()] if cfg.notify.console else []
+    notifiers = build_notifiers(cfg)
     crms: list[Crm] = []
     if cfg.audit.sheets.enabled:
         from bot.adapters.sheets import SheetsAuditSink, sheets_credentials
 
         audit.append(SheetsAuditSink(cfg.audit.sheets, sheets_credentials(cfg)))
-    if cfg.notify.slack.enabled:
-        from bot.adapters.slack import SlackNotifier
-
-        notifiers.append(SlackNotifier(cfg.notify.slack, cfg.routing.people()))
     if cfg.crm.hubspot.enabled:
         from bot.adapters.hubspot import HubspotCrm
 
@@ -103,18 +109,27 @@ def build_services(cfg: Config) -> Services:
                     audit_sinks=audit, notifiers=notifiers, crms=crms, link=thread_link(cfg))  # type: ignore[arg-type]
 
 
-def alert_team(cfg: Config, text: str) -> None:
-    """Best effort: every notifier that can raise an alert gets `text`; failures only reach the log."""
+def alert_team(cfg: Config, text: str) -> str:
+    """Tell the team the bot needs a person, through every notifier that reaches people (Slack's fallback channel).
+
+    Builds the notifiers alone, never the audit sinks or the CRM, so it works when the Gmail token (which the
+    sheet may share) is what was lost. The console needs no alert: the caller's own log line is it. Returns what
+    became of the alert, in a few words for that line ("" when no notifier can raise one); never raises.
+    """
     try:
-        _, notifiers, _ = build_sinks(cfg)
-    except Exception as exc:  # the config names a sink that cannot even be built: the log line must do
-        log.warning("could not build the notifiers for an alert: %s", type(exc).__name__)
-        return
+        notifiers = build_notifiers(cfg)
+    except Exception as exc:
+        return f"no team alert: the notifiers could not be built ({type(exc).__name__})"
+    outcome: list[str] = []
     for notifier in notifiers:
         alert = getattr(notifier, "alert", None)
         if alert is None:
             continue
         try:
-            alert(text)
+            where = alert(text)
         except Exception as exc:
-            log.warning("alert through %s failed: %s", notifier.name, type(exc).__name__)
+            outcome.append(f"the team alert through {notifier.name} failed ({type(exc).__name__})")
+            continue
+        if where:
+            outcome.append(f"the team was alerted in {where}")
+    return "; ".join(outcome)

@@ -88,7 +88,9 @@ def cmd_run(cfg: Config, once: bool, dry_run: bool) -> int:
     if code == EXIT_AUTH:
         from bot.bootstrap import alert_team
 
-        alert_team(cfg, "Gmail authorization was lost; the bot stopped. Run `python run.py auth gmail` again.")
+        told = alert_team(cfg, "Gmail authorization was lost; the bot stopped. Run `python run.py auth gmail` again.")
+        if told:
+            log.info("%s", told)
     return code
 
 
@@ -331,8 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuthError as exc:
         from bot.bootstrap import alert_team
 
-        log.error("%s", exc)
-        alert_team(cfg, str(exc))
+        told = alert_team(cfg, str(exc))
+        log.error("%s%s", exc, f" ({told})" if told else "")  # one line, whatever else happened
         return 2
     except StateError as exc:
         log.error("%s", exc)

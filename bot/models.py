@@ -63,6 +63,7 @@ class Email:
     attachments: tuple[Attachment, ...] = ()
     raw_size: int = 0
     defects: tuple[str, ...] = ()  # parse problems; non-empty and no usable text -> review
+    subject_header: str = ""  # the Subject as written (decoded, unfolded, nothing else changed): what a reply repeats
 
 
 @dataclass(frozen=True)

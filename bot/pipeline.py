@@ -28,7 +28,18 @@ from bot.faults import crash_point
 from bot.followup.cycle import FollowUp
 from bot.mime import parse_email
 from bot.models import Classification, Decision, Email, MessageRef, PrefilterResult
-from bot.ports import AuditSink, AuthError, Classifier, Crm, MailProvider, Notifier, SinkUnavailable, ThreadMessage
+from bot.ports import (
+    AuditSink,
+    AuthError,
+    Classifier,
+    Crm,
+    MailboxPaused,
+    MailProvider,
+    MessageGone,
+    Notifier,
+    SinkUnavailable,
+    ThreadMessage,
+)
 from bot.prefilter import prefilter
 from bot.records import audit_row, crm_payload, message_record, notify_payload
 from bot.replies import build_reply
@@ -95,6 +106,8 @@ class CycleReport:
     delivered: dict[str, int] = field(default_factory=dict)
     categories: dict[str, int] = field(default_factory=dict)
     stopped_early: bool = False
+    skipped: int = 0  # deleted or moved out of the inbox before the bot got to them
+    paused_until: datetime | None = None  # the mailbox asked for no calls before then
     dry_run_lines: list[str] = field(default_factory=list)
 
 
@@ -204,8 +217,10 @@ class Pipeline:
                 crash_point("after_commit")
                 self.apply(ref.provider_id, ref.thread_id, snapshot, labels_later)
             report.processed += 1
-        except (AuthError, StateError):
+        except (AuthError, StateError, MailboxPaused):
             raise
+        except MessageGone as exc:
+            self._record_gone(ref, exc, report)
         except Exception as exc:  # one bad message never stops the cycle
             report.failed += 1
             self._record_failure(ref, exc)
@@ -234,6 +249,40 @@ class Pipeline:
             attempts = led.record_failure(ref.provider_id, ref.thread_id, error)
         if attempts >= self.cfg.poll.max_attempts:
             self._give_up(ref, error, attempts)
+
+    def _record_gone(self, ref: MessageRef, exc: MessageGone, report: CycleReport) -> None:
+        """Deleted, or moved out of the inbox by a person, before the bot was done with it: recorded once, with an
+        audit row giving the reason; no label, draft, ping or turn, and no attempt used. Pending label changes are
+        dropped. Should it come back to the inbox, it is processed then (see _is_new)."""
+        report.skipped += 1
+        led, reason = self.s.ledger, str(exc)
+        log.info("message %s left alone: %s", ref.provider_id, reason)
+        if self.dry_run:
+            return
+        row = led.get(ref.provider_id)
+        if row is not None and row.record.get("gone"):
+            return  # recorded already (listed again before the sync cursor moved on)
+        with led.transaction():
+            for eff in led.effects(ref.provider_id, "pending"):
+                if eff.kind != "trash":
+                    led.finish_effect(eff.id, reason, status="dropped")
+            if row is None or row.status == "failed":
+                d = Decision(category="", review=False, action="skip", labels=(), archive=False, draft=False,
+                             trash_after_hours=None, notify=False, crm=False,
+                             reasons=(f"not processed: {reason} before the bot read it",))
+                rec = message_record(None, None, None, d, self.s.link(ref.provider_id, ref.thread_id))
+                led.save_decision(ref.provider_id, ref.thread_id, "", "", None, "", False, "",
+                                  rec | {"gone": reason, "actions": ["none"]})
+                for sink in self.s.audit_sinks:
+                    led.enqueue(ref.provider_id, f"audit:{sink.name}")
+            else:  # decided: the decision stands; the audit row (queued with it) says what could not be done
+                led.update_record(ref.provider_id, gone=reason, error=f"{reason}; its labels were not applied")
+            led.set_status(ref.provider_id, "done")
+
+    def _is_new(self, ref: MessageRef) -> bool:
+        """Not in the ledger yet, or recorded as gone but listed in the inbox again (a person moved it back)."""
+        row = self.s.ledger.get(ref.provider_id)
+        return row is None or (bool(row.record.get("gone")) and row.category == "")
 
     def _give_up(self, ref: MessageRef, error: str, attempts: int) -> None:
         """Too many failures: label for review and keep it in the inbox. It is never dropped."""
@@ -306,7 +355,7 @@ class Pipeline:
         for (add, archive), items in groups.items():
             try:
                 errors = mail.modify_many([ref.provider_id for ref, _ in items], add, archive)
-            except (AuthError, StateError):
+            except (AuthError, StateError, MailboxPaused):
                 raise
             except Exception as exc:
                 errors = {ref.provider_id: exc for ref, _ in items}
@@ -318,9 +367,13 @@ class Pipeline:
                         if not any(e.kind != "trash" for e in led.effects(ref.provider_id, "pending")):
                             led.set_status(ref.provider_id, "done")
             for ref, _ in items:
-                if ref.provider_id in errors:
+                error = errors.get(ref.provider_id)
+                if isinstance(error, MessageGone):
+                    report.processed -= 1
+                    self._record_gone(ref, error, report)
+                elif error is not None:
                     report.processed, report.failed = report.processed - 1, report.failed + 1
-                    self._record_failure(ref, errors[ref.provider_id])
+                    self._record_failure(ref, error)
 
     def trash_due(self, report: CycleReport) -> None:
         led = self.s.ledger
@@ -329,7 +382,7 @@ class Pipeline:
             chunk = due[start:start + 500]
             try:
                 self.s.mail.trash([e.provider_id for e in chunk])
-            except (AuthError, StateError):
+            except (AuthError, StateError, MailboxPaused):
                 raise
             except Exception as exc:
                 log.warning("trashing %d messages failed, retrying next cycle: %s", len(chunk), exc)
@@ -446,6 +499,15 @@ class Pipeline:
 
     def run_cycle(self) -> CycleReport:
         report = CycleReport()
+        try:
+            return self._cycle(report)
+        except MailboxPaused as exc:  # no mail calls until then; what was not done waits, no attempt is used
+            report.paused_until = exc.until
+            if not self.dry_run:
+                self.deliver(report)  # the sinks are not the mailbox
+            return report
+
+    def _cycle(self, report: CycleReport) -> CycleReport:
         cfg, led, mail = self.cfg, self.s.ledger, self.s.mail
         if not self.dry_run:
             if cfg.followup.enabled and self._followup is None:  # before any decision: it tracks from here on
@@ -456,13 +518,15 @@ class Pipeline:
                 try:
                     self.apply(provider_id, row.thread_id if row else "", None)
                     report.resumed += 1
-                except (AuthError, StateError):
+                except (AuthError, StateError, MailboxPaused):
                     raise
+                except MessageGone as exc:
+                    self._record_gone(MessageRef(provider_id, row.thread_id if row else ""), exc, report)
                 except Exception as exc:
                     self._record_failure(MessageRef(provider_id, row.thread_id if row else ""), exc)
         refs = mail.list_new(cfg.poll.max_messages_per_cycle)
         report.listed = len(refs)
-        todo = [r for r in refs if not led.known(r.provider_id)]
+        todo = [r for r in refs if self._is_new(r)]
         listed_ids = {r.provider_id for r in todo}
         todo += [MessageRef(pid, tid) for pid, tid, _ in led.failed_messages(cfg.poll.max_attempts)
                  if pid not in listed_ids]

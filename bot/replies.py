@@ -81,8 +81,12 @@ def render_body(cfg: Config, email: Email, d: Decision, person_name: str | None,
 
 
 def reply_subject(subject: str) -> str:
-    s = subject.strip()
-    return s if re.match(r"(?i)^(re|aw|sv|antw|rif|r)\s*:", s) else f"Re: {s}"
+    """"Re: " + the original Subject, unchanged: Gmail threads a draft only when its subject matches the thread's.
+
+    A subject that already starts with a reply prefix (Re:, RE:, AW:, SV:, Antw:, Rif:, R:) is kept as it is,
+    as mail clients do, rather than doubled into "Re: Re:".
+    """
+    return subject if re.match(r"(?i)^\s*(re|aw|sv|antw|rif|r)\s*:", subject) else f"Re: {subject}"
 
 
 def build_reply(cfg: Config, email: Email, d: Decision, person_name: str | None = None,
@@ -93,7 +97,7 @@ def build_reply(cfg: Config, email: Email, d: Decision, person_name: str | None 
     msg["To"] = email.reply_to or email.from_addr
     if d.cc:
         msg["Cc"] = ", ".join(d.cc)
-    msg["Subject"] = reply_subject(email.subject)
+    msg["Subject"] = reply_subject(email.subject_header or email.subject)
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = make_msgid(domain=cfg.company.mailbox.rpartition("@")[2] or None)
     msg["In-Reply-To"] = email.message_id

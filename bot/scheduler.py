@@ -35,6 +35,10 @@ def summary(report: CycleReport) -> str:
         parts.append(f"failed {report.failed} (retried next cycle)")
     if report.resumed:
         parts.append(f"resumed {report.resumed}")
+    if report.skipped:
+        parts.append(f"left alone {report.skipped} (deleted or moved out of the inbox)")
+    if report.paused_until:
+        parts.append(f"mail calls paused until {report.paused_until.isoformat(timespec='seconds')}")
     if report.trashed:
         parts.append(f"trashed {report.trashed}")
     if report.delivered:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -142,22 +144,56 @@ def test_daemon_stops_warm_on_sigterm(tmp_path: Path) -> None:
     assert len(rows) == len(list((ROOT / "demo" / "inbox").glob("*.eml")))
 
 
-def test_lost_gmail_authorization_stops_with_one_clear_line_and_an_alert(tmp_path: Path) -> None:
+def log_lines(err: str) -> list[str]:
+    """The bot's own lines on stderr (a library's Python warning, e.g. about an old Python, is not the bot's)."""
+    assert "Traceback" not in err
+    return [line for line in err.splitlines() if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ", line)]
+
+
+def revoked_gmail(tmp_path: Path, gm: Any, **changes: object) -> Path:
+    """A config for Gmail whose stored authorization was revoked, with `changes` on top."""
+    token = tmp_path / "state" / "gmail-token.json"
+    token.parent.mkdir(mode=0o700)
+    gm.write_token_file(token)
+    info = json.loads(token.read_text())  # granted for the sheet too, as `auth gmail` asks when the sheet uses it
+    token.write_text(json.dumps(info | {"scopes": info["scopes"] + ["https://www.googleapis.com/auth/spreadsheets"]}))
+    gm.revoke_refresh_token(info["refresh_token"])
+    gm.expire_access_tokens()
+    return config_in(tmp_path, mail__provider="gmail", mail__gmail__token_file=str(token),
+                     mail__gmail__api_endpoint=gm.server.url + "/",
+                     mail__gmail__batch_uri=gm.server.url + "/batch/gmail/v1",
+                     mail__gmail__token_uri=gm.server.url + "/token", **changes)
+
+
+def test_lost_gmail_authorization_stops_with_one_clear_line(tmp_path: Path) -> None:
     from tests.contract.fake_gmail import FakeGmail, wall_clock
 
     with FakeGmail(clock=wall_clock) as gm:
-        token = tmp_path / "state" / "gmail-token.json"
-        token.parent.mkdir(mode=0o700)
-        gm.write_token_file(token)
-        gm.revoke_refresh_token(json.loads(token.read_text())["refresh_token"])
-        gm.expire_access_tokens()
-        cfg = config_in(tmp_path, mail__provider="gmail", mail__gmail__token_file=str(token),
-                        mail__gmail__api_endpoint=gm.server.url + "/",
-                        mail__gmail__batch_uri=gm.server.url + "/batch/gmail/v1",
-                        mail__gmail__token_uri=gm.server.url + "/token")
+        result = run(revoked_gmail(tmp_path, gm), "--once")
+    err = result.stderr.decode()
+    assert result.returncode == 2, err
+    (line,) = log_lines(err)  # the console has nothing more to say than this
+    assert "ERROR" in line and line.endswith("run `python run.py auth gmail` again")
+
+
+def test_lost_gmail_authorization_alerts_the_team_in_slack_without_the_gmail_token(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit sheet reuses the Gmail token, so building it fails too; the Slack alert must not depend on it."""
+    from tests.contract.fake_gmail import FakeGmail, wall_clock
+    from tests.contract.fake_slack import FakeSlack
+    from tests.httpfake import FakeServer
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
+    with FakeGmail(clock=wall_clock) as gm, FakeServer() as srv:
+        slack = FakeSlack(srv, channels={"C0ALERTS"})
+        cfg = revoked_gmail(tmp_path, gm, audit__sheets__enabled=True, audit__sheets__spreadsheet_key="sheet-1",
+                            audit__sheets__credentials_file="", notify__slack__enabled=True,
+                            notify__slack__base_url=srv.url + "/api/", notify__slack__fallback_channel="C0ALERTS")
         result = run(cfg, "--once")
     err = result.stderr.decode()
     assert result.returncode == 2, err
-    assert "Traceback" not in err
-    assert "run `python run.py auth gmail` again" in err
-    assert "ALERT:" in err  # the console notifier raised it for the team
+    (line,) = log_lines(err)
+    assert "Gmail authorization expired or was revoked" in line
+    assert line.endswith("(the team was alerted in Slack channel C0ALERTS)")
+    (alert,) = slack.in_channel("C0ALERTS")
+    assert "run `python run.py auth gmail` again" in alert.text

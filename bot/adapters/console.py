@@ -29,6 +29,3 @@ class ConsoleNotifier:
                  _plain(payload.get("assignee_email")), _plain(who), company, _plain(payload.get("subject")),
                  _plain(payload.get("language")) or "?", _plain(payload.get("draft_link")) or "none")
         return "console"
-
-    def alert(self, text: str) -> None:
-        log.error("ALERT: %s", _plain(text, 500))

@@ -109,15 +109,17 @@ class SlackNotifier:
         except (URLError, HTTPException, ConnectionError, TimeoutError) as exc:
             raise SinkUnavailable(f"Slack: {type(exc).__name__}: {exc}") from exc
 
-    def alert(self, text: str) -> None:
-        """Tell the team in the fallback channel that the bot needs a person (e.g. lost authorization)."""
+    def alert(self, text: str) -> str | None:
+        """Tell the team in the fallback channel that the bot needs a person (e.g. lost authorization); returns
+        where it went, or None without a fallback channel."""
         if not self.cfg.fallback_channel:
-            return
+            return None
         message = f":warning: Triage bot: {slack_text(text)}"
         call_with_retry(lambda: self._client.chat_postMessage(channel=self.cfg.fallback_channel, text=message,
                                                               unfurl_links=False, unfurl_media=False),
                         is_retryable=_retryable, retry_after=_retry_after, max_attempts=self._max_attempts,
                         sleep=self._sleep, what="slack alert")
+        return f"Slack channel {self.cfg.fallback_channel}"
 
     # ------------------------------------------------------------ internals
 

@@ -184,11 +184,12 @@ def test_rejected_token_is_unavailable_without_retrying(env: Env) -> None:
 
 
 def test_an_alert_goes_to_the_fallback_channel_as_escaped_text(env: Env) -> None:
-    env.notifier.alert("Gmail authorization expired <!channel>: run `python run.py auth gmail` again")
+    where = env.notifier.alert("Gmail authorization expired <!channel>: run `python run.py auth gmail` again")
     (post,) = env.fake.in_channel(FALLBACK)
     assert "Gmail authorization expired &lt;!channel&gt;" in post.text and "<!channel>" not in post.text
+    assert where == f"Slack channel {FALLBACK}"
     env.cfg = SlackConfig(**{**env.cfg.__dict__, "fallback_channel": ""})
-    env.new_notifier().alert("nobody to tell")
+    assert env.new_notifier().alert("nobody to tell") is None
     assert len(env.fake.posted) == 1
 
 
