@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import PACKAGE_DIR, Config
@@ -103,13 +104,36 @@ def build_services(cfg: Config) -> Services:
                     audit_sinks=audit, notifiers=notifiers, crms=crms, link=thread_link(cfg))  # type: ignore[arg-type]
 
 
-def alert_team(cfg: Config, text: str) -> None:
-    """Best effort: every notifier that can raise an alert gets `text`; failures only reach the log."""
-    try:
-        _, notifiers, _ = build_sinks(cfg)
-    except Exception as exc:  # the config names a sink that cannot even be built: the log line must do
-        log.warning("could not build the notifiers for an alert: %s", type(exc).__name__)
-        return
+def build_dry_run_services(cfg: Config, scratch: Path) -> Services:
+    """Services for --dry-run, which must create and change nothing under state/: an existing ledger is read
+    (every transaction rolls back), a missing one is kept in memory; a demo maildir that does not exist yet is
+    seeded into `scratch` (a temporary folder) instead."""
+    path = cfg.state_dir / "ledger.sqlite3"
+    ledger = Ledger(path) if path.exists() else Ledger(None)
+    md = cfg.mail.maildir
+    if cfg.mail.provider == "maildir" and not md.path.exists():
+        from bot.adapters.maildir import MaildirProvider, seed_maildir
+
+        if md.seed:
+            seed_maildir(scratch / "maildir", md.seed)
+        mail: MailProvider = MaildirProvider(scratch / "maildir", processed_label=cfg.labels.processed)
+    else:
+        mail = build_mail(cfg, ledger)
+    return Services(cfg=cfg, mail=mail, classifier=build_classifier(cfg, ledger), ledger=ledger,
+                    link=thread_link(cfg))  # type: ignore[arg-type]
+
+
+def alert_team(cfg: Config, text: str, notifiers: Sequence[Notifier] | None = None) -> None:
+    """Best effort: the log and every notifier that can raise an alert (the Slack fallback channel) get `text`;
+    failures only reach the log."""
+    if notifiers is None:
+        try:
+            _, notifiers, _ = build_sinks(cfg)
+        except Exception as exc:  # the config names a sink that cannot even be built: the log line must do
+            log.warning("could not build the notifiers for an alert: %s", type(exc).__name__)
+            notifiers = []
+    if not any(getattr(n, "name", "") == "console" for n in notifiers):
+        log.error("ALERT: %s", " ".join(text.split()))  # the console notifier logs it itself
     for notifier in notifiers:
         alert = getattr(notifier, "alert", None)
         if alert is None:

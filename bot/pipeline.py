@@ -26,9 +26,10 @@ from bot.corrections import CorrectionCheck
 from bot.decide import decide, describe_actions, prefilter_classification, review_decision
 from bot.faults import crash_point
 from bot.mime import parse_email
-from bot.models import Classification, Decision, Email, MessageRef, PrefilterResult
+from bot.models import Classification, Decision, Email, MessageRef, PrefilterResult, Usage
 from bot.ports import AuditSink, AuthError, Classifier, Crm, MailProvider, Notifier, SinkUnavailable, ThreadMessage
 from bot.prefilter import prefilter
+from bot.progress import tracked
 from bot.records import audit_row, crm_payload, message_record, notify_payload
 from bot.replies import build_reply
 from bot.state import Effect, Ledger, MessageRow, OutboxItem, StateError, iso, now_utc
@@ -37,6 +38,7 @@ log = logging.getLogger("bot.pipeline")
 
 OUTBOX_BATCH = 200
 SET_ASIDE_MAX = 10  # rows of one batch an audit sink may refuse on their own before the rest waits a cycle
+PROGRESS_FROM = 100  # a cycle with this many messages to do (a first sync of a backlog) shows its progress
 LABEL_BATCH = 1000  # deferred label changes applied at once at most (Gmail's batchModify takes 1,000 ids)
 
 
@@ -94,6 +96,27 @@ class CycleReport:
     categories: dict[str, int] = field(default_factory=dict)
     stopped_early: bool = False
     dry_run_lines: list[str] = field(default_factory=list)
+    drafts: int = 0
+    review: int = 0
+    assigned: dict[str, int] = field(default_factory=dict)  # assignee address -> leads given this cycle
+    actions: dict[tuple[str, str], int] = field(default_factory=dict)  # (category, action) -> messages
+    errors: dict[str, int] = field(default_factory=dict)  # service (mail, llm, a sink) -> failures
+    llm: Usage = field(default_factory=Usage)
+
+    def tally(self, ev: Evaluation) -> None:
+        """Count one decided message."""
+        d, u = ev.decision, ev.classification.usage
+        self.categories[d.category] = self.categories.get(d.category, 0) + 1
+        self.actions[(d.category, d.action)] = self.actions.get((d.category, d.action), 0) + 1
+        self.drafts += int(d.draft)
+        self.review += int(d.review)
+        if d.assignee is not None:
+            self.assigned[d.assignee.email] = self.assigned.get(d.assignee.email, 0) + 1
+        self.llm = Usage(self.llm.calls + u.calls, self.llm.prompt_tokens + u.prompt_tokens,
+                         self.llm.completion_tokens + u.completion_tokens, self.llm.cost_usd + u.cost_usd)
+
+    def error(self, service: str) -> None:
+        self.errors[service] = self.errors.get(service, 0) + 1
 
 
 class Pipeline:
@@ -198,7 +221,7 @@ class Pipeline:
                     self._report_dry_run(email, ev, report)
                 else:
                     self._commit(ref, ev)
-            report.categories[ev.decision.category] = report.categories.get(ev.decision.category, 0) + 1
+            report.tally(ev)
             if not self.dry_run:
                 crash_point("after_commit")
                 self.apply(ref.provider_id, ref.thread_id, snapshot, labels_later)
@@ -207,6 +230,7 @@ class Pipeline:
             raise
         except Exception as exc:  # one bad message never stops the cycle
             report.failed += 1
+            report.error("llm" if isinstance(exc, LlmUnavailable) else "mail")
             self._record_failure(ref, exc)
 
     def _error_text(self, exc: Exception) -> str:
@@ -331,6 +355,7 @@ class Pipeline:
             except (AuthError, StateError):
                 raise
             except Exception as exc:
+                report.error("mail")
                 log.warning("trashing %d messages failed, retrying next cycle: %s", len(chunk), exc)
                 return
             crash_point("after_trash")
@@ -393,6 +418,7 @@ class Pipeline:
             report.delivered[name] = report.delivered.get(name, 0) + len(batch)
             return True
         if outage:  # the service, the network or the disk: never the fault of a row
+            report.error(name)
             led.outbox_failed([i.id for i, _ in batch], error)
             log.warning("%s unavailable, %d rows stay queued: %s", name, len(batch), error)
             return False
@@ -429,6 +455,7 @@ class Pipeline:
                 result = send(row, item.attempts > 0)
             except Exception as exc:
                 error = self._error_text(exc)
+                report.error(name)
                 if isinstance(exc, SinkUnavailable) or item.attempts + 1 < self.cfg.poll.max_attempts:
                     led.outbox_failed([item.id], error)
                     log.warning("%s unavailable, its queue waits for the next cycle: %s", name, exc)
@@ -468,7 +495,7 @@ class Pipeline:
         # pending effects, so a crash meanwhile only means they are made on resume.
         later: list[tuple[MessageRef, Effect]] | None = [] if isinstance(mail, BulkLabels) else None
         with led.transaction(rollback=True) if self.dry_run else nullcontext():
-            for ref, raw in mail.fetch(todo):
+            for ref, raw in tracked(mail.fetch(todo), "processing new mail", len(todo), len(todo) >= PROGRESS_FROM):
                 if self.stop.is_set():
                     report.stopped_early = True
                     break
@@ -492,7 +519,7 @@ class Pipeline:
                 f"({ev.classification.confidence:.2f}, {ev.classification.classifier}) | "
                 f"{email.from_addr} | {email.subject[:60]!r}")
         report.dry_run_lines.append(line)
-        log.info("dry run: %s", line)
+        log.debug("dry run: %s", line)  # printed on stdout by the command; the log gets it only at DEBUG
 
 
 def _upsert(crm: Crm, row: MessageRow, retry: bool) -> str:
