@@ -119,8 +119,9 @@ def build_dry_run_services(cfg: Config, scratch: Path) -> Services:
         mail: MailProvider = MaildirProvider(scratch / "maildir", processed_label=cfg.labels.processed)
     else:
         mail = build_mail(cfg, ledger)
-    return Services(cfg=cfg, mail=mail, classifier=build_classifier(cfg, ledger), ledger=ledger,
-                    link=thread_link(cfg))  # type: ignore[arg-type]
+    _, notifiers, crms = build_sinks(cfg)  # named in the actions it prints; a dry run delivers nothing
+    return Services(cfg=cfg, mail=mail, classifier=build_classifier(cfg, ledger), ledger=ledger, notifiers=notifiers,
+                    crms=crms, link=thread_link(cfg))  # type: ignore[arg-type]
 
 
 def alert_team(cfg: Config, text: str, notifiers: Sequence[Notifier] | None = None) -> None:

@@ -173,6 +173,7 @@ class Pipeline:
         """Record the decision with its effects and outbox items (inside the caller's transaction)."""
         led, d, email = self.s.ledger, ev.decision, ev.email
         rec = message_record(email, ev.prefilter, ev.classification, d, self.s.link(ref.provider_id, ref.thread_id))
+        rec["actions"] = self.actions(d)
         led.save_decision(ref.provider_id, ref.thread_id, email.message_id, iso(email.date), ev.classification,
                           d.category, d.review, d.assignee.email if d.assignee else "", rec)
         self._add_effects(ref.provider_id, d, email, ev.classification)
@@ -194,6 +195,10 @@ class Pipeline:
         led.add_effect(provider_id, "modify", {"add": list(d.labels), "archive": d.archive})
         if d.trash_after_hours is not None:
             led.add_effect(provider_id, "trash", {}, self.s.clock() + timedelta(hours=d.trash_after_hours))
+
+    def actions(self, d: Decision) -> list[str]:
+        """What the decision does with the sinks this bot really has (no "crm upsert" without a CRM)."""
+        return describe_actions(d, [n.name for n in self.s.notifiers], [c.name for c in self.s.crms])
 
     # ------------------------------------------------------------ one message
 
@@ -275,7 +280,7 @@ class Pipeline:
                     led.enqueue(ref.provider_id, f"audit:{sink.name}")
             else:
                 led.update_record(ref.provider_id, error=error, decision=row.record.get("decision"),
-                                  actions=describe_actions(d))
+                                  actions=self.actions(d))
                 led.mark_review(ref.provider_id)  # the audit row must say "review", as the mailbox label does
             led.add_effect(ref.provider_id, "modify", {"add": list(d.labels), "archive": False})
             led.set_status(ref.provider_id, "decided", error)
@@ -315,7 +320,19 @@ class Pipeline:
                 crash_point("after_modify")
                 led.finish_effect(eff.id)
         if not any(e.kind != "trash" for e in led.effects(provider_id, "pending")):
-            led.set_status(provider_id, "done")
+            self._done(provider_id)
+
+    def _done(self, provider_id: str) -> None:
+        """The message's mail effects are all done; a provider that keeps mail in files gives the audit link its
+        final place (a Maildir file moves when it is labelled and archived), relative to the config file."""
+        led = self.s.ledger
+        led.set_status(provider_id, "done")
+        locate = getattr(self.s.mail, "locate", None)
+        where = locate(provider_id) if locate is not None else None
+        if where is not None:
+            base = self.cfg.source.parent.resolve()
+            led.update_record(provider_id, link=str(where.relative_to(base)) if where.is_relative_to(base)
+                              else str(where))
 
     def apply_labels(self, queued: list[tuple[MessageRef, Effect]], report: CycleReport) -> None:
         """The queued label changes, one modify_many() per distinct change; a message whose change failed is
@@ -339,7 +356,7 @@ class Pipeline:
                     if ref.provider_id not in errors:
                         led.finish_effect(eff.id)
                         if not any(e.kind != "trash" for e in led.effects(ref.provider_id, "pending")):
-                            led.set_status(ref.provider_id, "done")
+                            self._done(ref.provider_id)
             for ref, _ in items:
                 if ref.provider_id in errors:
                     report.processed, report.failed = report.processed - 1, report.failed + 1
@@ -515,7 +532,7 @@ class Pipeline:
 
     def _report_dry_run(self, email: Email, ev: Evaluation, report: CycleReport) -> None:
         d = ev.decision
-        line = (f"would {', '.join(describe_actions(d))} | {d.category} "
+        line = (f"would {', '.join(self.actions(d))} | {d.category} "
                 f"({ev.classification.confidence:.2f}, {ev.classification.classifier}) | "
                 f"{email.from_addr} | {email.subject[:60]!r}")
         report.dry_run_lines.append(line)

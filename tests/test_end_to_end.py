@@ -47,7 +47,7 @@ def test_demo_run_processes_everything_once(tmp_path: Path) -> None:
     first = run(cfg, "--once")
     assert first.returncode == 0, first.stderr.decode()
     state = tmp_path / "state"
-    rows = list(csv.DictReader((state / "audit.csv").open(encoding="utf-8")))
+    rows = list(csv.DictReader((state / "audit.csv").open(encoding="utf-8-sig")))
     demo = sorted((ROOT / "demo" / "inbox").glob("*.eml"))
     assert len(rows) == len(demo) >= 30
     assert len({r["message_id"] for r in rows}) == len(rows)
@@ -61,11 +61,21 @@ def test_demo_run_processes_everything_once(tmp_path: Path) -> None:
     # the follow-up in a thread our colleague answered stays unassigned, without a draft
     follow = [r for r in rows if "colleague_replied" in r["reasons"]]
     assert follow and all(not r["assignee"] and not r["draft_id"] for r in follow)
+    # The row says what really happened, and how to find the message: HubSpot is off, the console notifies.
+    assert (state / "audit.csv").read_bytes().startswith(b"\xef\xbb\xbfprocessed_at,")  # Excel reads it as UTF-8
+    assert not any("crm" in r["actions"] for r in rows)
+    assert all("notify console" in r["actions"] for r in leads)
+    assert all(r["summary"] for r in rows)
+    for r in rows:  # a path relative to the config file that opens the message
+        path = cfg.parent / r["link"]
+        assert path.is_file() and path.name.startswith(r["provider_id"]), r["link"]
+    lead_file = cfg.parent / next(r["link"] for r in leads)
+    assert lead_file.parent.parent.name.startswith(".Triage.")  # the archived lead, where it now is
 
     second = run(cfg, "--once")
     assert second.returncode == 0
     assert "listed 0; processed 0" in second.stderr.decode()
-    assert len(list(csv.DictReader((state / "audit.csv").open(encoding="utf-8")))) == len(rows)
+    assert len(list(csv.DictReader((state / "audit.csv").open(encoding="utf-8-sig")))) == len(rows)
     assert len(maildir_files(state / "maildir", ".Drafts")) == len(drafts)
 
 
@@ -144,7 +154,7 @@ def test_daemon_stops_warm_on_sigterm(tmp_path: Path) -> None:
         proc.kill()
         pytest.fail("the daemon did not stop on SIGTERM")
     assert code == 0
-    rows = list(csv.DictReader((tmp_path / "state" / "audit.csv").open(encoding="utf-8")))
+    rows = list(csv.DictReader((tmp_path / "state" / "audit.csv").open(encoding="utf-8-sig")))
     assert len(rows) == len(list((ROOT / "demo" / "inbox").glob("*.eml")))
 
 
