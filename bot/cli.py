@@ -60,10 +60,6 @@ class SecretFilter(logging.Filter):
         return True
 
 
-def config_secrets(cfg: Config) -> list[str]:
-    return [s for s in (cfg.classify.llm.api_key, cfg.notify.slack.token, cfg.crm.hubspot.token) if s]
-
-
 def parse_since(text: str) -> datetime:
     """A duration back from now (7d, 12h, 30m) or a date (2026-11-23) or a UTC time (2026-11-23T09:00)."""
     m = re.fullmatch(r"(\d+)([dhm])", text.strip())
@@ -344,7 +340,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except ConfigError as exc:
         print(f"config error in {exc}", file=sys.stderr)
         return 2
-    setup_logging(cfg.log_level, config_secrets(cfg), cfg.log_format)
+    setup_logging(cfg.log_level, cfg.secrets(), cfg.log_format)
     try:
         return COMMANDS.get(args.command, cmd_run)(cfg, args)
     except AuthError as exc:

@@ -377,6 +377,11 @@ class Config:
     operations: OperationsConfig = OperationsConfig()
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def secrets(self) -> list[str]:
+        """The secret values in use, long enough to mask wherever text may quote them (logs, state, alerts)."""
+        return [s for s in (self.classify.llm.api_key, self.notify.slack.token, self.crm.hubspot.token)
+                if s and len(s) >= 6]
+
 
 # ---------------------------------------------------------------- section readers
 

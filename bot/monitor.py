@@ -81,12 +81,12 @@ class Monitor:
         try:
             report = run()
         except AuthError as exc:
-            health.beat(self.cfg, self.ledger, self.clock(), f"{health.AUTH_LOST}: {exc}")
+            health.beat(self.cfg, self.ledger, self.clock(), self._masked(f"{health.AUTH_LOST}: {exc}"))
             raise
         except StateError:
             raise
         except Exception as exc:
-            hb = health.beat(self.cfg, self.ledger, self.clock(), f"failed: {type(exc).__name__}: {exc}")
+            hb = health.beat(self.cfg, self.ledger, self.clock(), self._masked(f"failed: {type(exc).__name__}: {exc}"))
             if self.metrics:
                 metrics.observe_failure(time.monotonic() - began)
             self.after(hb)
@@ -98,6 +98,12 @@ class Monitor:
         sd_notify("WATCHDOG=1")
         self.after(hb)
         return report
+
+    def _masked(self, text: str) -> str:
+        """An error as the heartbeat, `status` and the alerts show it: a service may echo its credential."""
+        for secret in self.cfg.secrets():
+            text = text.replace(secret, "[secret]")
+        return text
 
     def after(self, hb: health.Heartbeat) -> None:
         now = self.clock()

@@ -126,8 +126,7 @@ class Pipeline:
         self.dry_run = dry_run
         self.stop = stop or threading.Event()
         self._corrections = CorrectionCheck()  # every CHECK_EVERY cycles: labels people changed, sheet column
-        self._secrets = [x for x in (self.cfg.classify.llm.api_key, self.cfg.notify.slack.token,
-                                     self.cfg.crm.hubspot.token) if x and len(x) >= 6]
+        self._secrets = self.cfg.secrets()
 
     # ------------------------------------------------------------ deciding
 

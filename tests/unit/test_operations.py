@@ -220,3 +220,23 @@ def test_health_command_exit_codes_with_a_stale_and_a_fresh_heartbeat(tmp_path: 
     assert stale.returncode == 1 and stale.stdout.startswith("unhealthy: last success 4 min ago (limit 3 min")
     assert len(stale.stdout.splitlines()) == 1
     os.chmod(tmp_path / "state", 0o700)
+
+
+def test_an_error_that_quotes_a_secret_is_masked_in_the_heartbeat_and_the_alert(tmp_path: Path,
+                                                                                monkeypatch: Any) -> None:
+    secret = "sk-live-5ecret-0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    cfg = make_config(tmp_path, {"poll": {"interval_seconds": INTERVAL}, "classify": {"llm": {"enabled": True}}})
+    ledger = Ledger(cfg.state_dir / "ledger.sqlite3")
+    clock, sent = Clock(now_utc()), []
+    monitor = Monitor(cfg, ledger, sent.append, clock=clock)
+
+    def leaky() -> CycleReport:
+        raise RuntimeError(f"401 from the server: bad key {secret}")
+
+    for _ in range(5):
+        clock.now += timedelta(seconds=INTERVAL)
+        with pytest.raises(RuntimeError):
+            monitor.cycle(leaky)
+    assert len(sent) == 1 and "bad key [secret]" in sent[0] and secret not in sent[0]
+    assert secret not in health.heartbeat_path(cfg).read_text() and "[secret]" in health.heartbeat_path(cfg).read_text()
