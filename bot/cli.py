@@ -185,7 +185,7 @@ def cmd_audit_search(cfg: Config, args: argparse.Namespace) -> int:
 
     ledger = existing_ledger(cfg)
     if ledger is None:
-        print("no decisions recorded yet", file=sys.stderr)
+        print("no decisions recorded yet")
         return 0
     try:
         rows = list(search(cfg, ledger, Filters(args.sender or "", args.category or "", args.assignee or "",
@@ -219,7 +219,7 @@ def cmd_stats(cfg: Config, args: argparse.Namespace) -> int:
 
     ledger = existing_ledger(cfg)
     if ledger is None:
-        print("no decisions recorded yet", file=sys.stderr)
+        print("no decisions recorded yet")
         return 0
     stats = collect(ledger, iso(args.since) if args.since else "")
     print(json.dumps(stats, ensure_ascii=False) if args.json else render(stats))

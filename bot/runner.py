@@ -75,7 +75,8 @@ class Runner:
     def reload_if_changed(self) -> bool:
         """Re-read the config file if it changed or SIGHUP asked; True when a new config took effect."""
         stamp = file_stamp(self.cfg.source)
-        if stamp == self.stamp and not self.reload_requested.is_set():
+        asked = self.reload_requested.is_set()
+        if stamp == self.stamp and not asked:
             return False
         self.reload_requested.clear()
         self.stamp = stamp
@@ -94,6 +95,8 @@ class Runner:
             log.warning("config: metrics changed; they take effect when the bot restarts")
         new = replace(new, state_dir=self.cfg.state_dir)  # the ledger in use stays the ledger until a restart
         if new == self.cfg:
+            if asked:  # whoever sent SIGHUP wants to know it was heard
+                log.info("config re-read from %s: nothing changed", new.source)
             return False
         old = self.services
         self.services = self._build(new)

@@ -120,3 +120,34 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
     entries = [json.loads(line) for line in lines]
     assert len(entries) >= 16 and {"time", "level", "logger", "message"} <= set(entries[-1])
     assert entries[-1]["message"].startswith("cycle done: listed 35")
+
+
+def test_auth_gmail_console_works_without_a_browser(tmp_path: Path) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from tests.contract.fake_gmail import FakeGmail, wall_clock
+
+    secrets = tmp_path / "client.json"
+    secrets.write_text(json.dumps({"installed": {
+        "client_id": "cid.apps.googleusercontent.com", "client_secret": "shh",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": "https://oauth2.googleapis.com/token",
+        "redirect_uris": ["http://localhost"]}}))
+    with FakeGmail(clock=wall_clock) as gm:
+        token = tmp_path / "state" / "gmail-token.json"
+        cfg = config_in(tmp_path, mail__provider="gmail", mail__gmail__token_file=str(token),
+                        mail__gmail__client_secrets_file=str(secrets), mail__gmail__token_uri=gm.server.url + "/token")
+        proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "auth", "gmail", "--console", "--config",
+                                 str(cfg)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "OAUTHLIB_INSECURE_TRANSPORT": "1"})
+        assert proc.stdout is not None and proc.stdin is not None
+        url = ""
+        while not url:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            url = line.strip() if line.startswith("https://") else ""
+        state = parse_qs(urlsplit(url).query)["state"][0]
+        out, err = proc.communicate(f"http://localhost:1/?state={state}&code=4/one-time-code\n", timeout=60)
+    assert proc.returncode == 0, err
+    assert f"Saved the Gmail token to {token}" in out and token.exists()
+    assert json.loads(token.read_text())["refresh_token"] in gm.refresh_tokens
