@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import PACKAGE_DIR, Config
@@ -109,17 +110,39 @@ def build_services(cfg: Config) -> Services:
                     audit_sinks=audit, notifiers=notifiers, crms=crms, link=thread_link(cfg))  # type: ignore[arg-type]
 
 
-def alert_team(cfg: Config, text: str) -> str:
-    """Tell the team the bot needs a person, through every notifier that reaches people (Slack's fallback channel).
+def build_dry_run_services(cfg: Config, scratch: Path) -> Services:
+    """Services for --dry-run, which must create and change nothing under state/: an existing ledger is read
+    (every transaction rolls back), a missing one is kept in memory; a demo maildir that does not exist yet is
+    seeded into `scratch` (a temporary folder) instead."""
+    path = cfg.state_dir / "ledger.sqlite3"
+    ledger = Ledger(path) if path.exists() else Ledger(None)
+    md = cfg.mail.maildir
+    if cfg.mail.provider == "maildir" and not md.path.exists():
+        from bot.adapters.maildir import MaildirProvider, seed_maildir
 
-    Builds the notifiers alone, never the audit sinks or the CRM, so it works when the Gmail token (which the
-    sheet may share) is what was lost. The console needs no alert: the caller's own log line is it. Returns what
-    became of the alert, in a few words for that line ("" when no notifier can raise one); never raises.
+        if md.seed:
+            seed_maildir(scratch / "maildir", md.seed)
+        mail: MailProvider = MaildirProvider(scratch / "maildir", processed_label=cfg.labels.processed)
+    else:
+        mail = build_mail(cfg, ledger)
+    _, notifiers, crms = build_sinks(cfg)  # named in the actions it prints; a dry run delivers nothing
+    return Services(cfg=cfg, mail=mail, classifier=build_classifier(cfg, ledger), ledger=ledger, notifiers=notifiers,
+                    crms=crms, link=thread_link(cfg))  # type: ignore[arg-type]
+
+
+def alert_team(cfg: Config, text: str, notifiers: Sequence[Notifier] | None = None) -> str:
+    """Tell the team the bot needs a person, through every notifier that can raise an alert (Slack's fallback
+    channel); returns what became of the alert in a few words ("" when no notifier can raise one); never raises.
+
+    The running bot passes its own notifiers. Without them they are built alone, never the audit sinks or the CRM,
+    so the alert goes out when the Gmail token (which the sheet may share) is what was lost. The log line is the
+    caller's, with `text` and what this returns on it: one line for the person reading the console.
     """
-    try:
-        notifiers = build_notifiers(cfg)
-    except Exception as exc:
-        return f"no team alert: the notifiers could not be built ({type(exc).__name__})"
+    if notifiers is None:
+        try:
+            notifiers = build_notifiers(cfg)
+        except Exception as exc:  # the config names a notifier that cannot even be built: the log line must do
+            return f"no team alert: the notifiers could not be built ({type(exc).__name__})"
     outcome: list[str] = []
     for notifier in notifiers:
         alert = getattr(notifier, "alert", None)

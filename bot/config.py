@@ -373,6 +373,33 @@ DEFAULT_FOLLOWUP = FollowupConfig(True, DEFAULT_HOURS, 14, 4, 24, "channel", "")
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool
+    address: str  # 127.0.0.1 unless the operator opens it up
+    port: int
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    max_outbox_age_minutes: float  # a sink queue older than this makes `health` fail
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    stuck_after_intervals: int  # no successful cycle for this many poll intervals
+    sink_failing_minutes: float  # a sink failing for longer than this
+    review_pile_up: int  # messages sent to review in the last 24 hours
+    repeat_minutes: float  # an alert that still holds is repeated at most this often
+
+
+@dataclass(frozen=True)
+class OperationsConfig:
+    metrics: MetricsConfig = MetricsConfig(False, "127.0.0.1", 9464)
+    health: HealthConfig = HealthConfig(60)
+    alerts: AlertsConfig = AlertsConfig(3, 30, 25, 60)
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     company: CompanyConfig
@@ -389,9 +416,16 @@ class Config:
     crm: CrmConfig
     state_dir: Path
     log_level: str = "INFO"
+    log_format: str = "text"  # text | json (one object per line, for log shippers)
+    operations: OperationsConfig = OperationsConfig()
     extra: dict[str, Any] = field(default_factory=dict)
     followup: FollowupConfig = DEFAULT_FOLLOWUP
     report: ReportConfig = field(default_factory=lambda: ReportConfig(Path("state/reports"), None, "", ""))
+
+    def secrets(self) -> list[str]:
+        """The secret values in use, long enough to mask wherever text may quote them (logs, state, alerts)."""
+        return [s for s in (self.classify.llm.api_key, self.notify.slack.token, self.crm.hubspot.token)
+                if s and len(s) >= 6]
 
 
 # ---------------------------------------------------------------- section readers
@@ -674,7 +708,8 @@ def _notify(r: Reader) -> NotifyConfig:
         timeout_seconds=s.number("timeout_seconds", 10, minimum=1),
     )
     if slack.enabled and not slack.token:
-        s.problem("token_env", "slack is enabled but no token was found (set the named environment variable)")
+        s.problem("token_env", f"slack is enabled but no token was found: set the environment variable "
+                  f"{s.string('token_env', '') or '(none named)'}")
     s.check_unknown()
     cfg = NotifyConfig(console=r.boolean("console", True), slack=slack)
     r.check_unknown()
@@ -690,7 +725,8 @@ def _crm(r: Reader) -> CrmConfig:
         timeout_seconds=h.number("timeout_seconds", 15, minimum=1),
     )
     if hubspot.enabled and not hubspot.token:
-        h.problem("token_env", "hubspot is enabled but no token was found (set the named environment variable)")
+        h.problem("token_env", f"hubspot is enabled but no token was found: set the environment variable "
+                  f"{h.string('token_env', '') or '(none named)'}")
     h.check_unknown()
     cfg = CrmConfig(hubspot=hubspot)
     r.check_unknown()
@@ -779,6 +815,20 @@ def _report(r: Reader) -> ReportConfig:
     return cfg
 
 
+def _operations(metrics_r: Reader, health_r: Reader, alerts_r: Reader) -> OperationsConfig:
+    metrics = MetricsConfig(enabled=metrics_r.boolean("enabled", False),
+                            address=metrics_r.string("address", "127.0.0.1"),
+                            port=metrics_r.integer("port", 9464, minimum=1, maximum=65535))
+    health = HealthConfig(max_outbox_age_minutes=health_r.number("max_outbox_age_minutes", 60, minimum=1))
+    alerts = AlertsConfig(stuck_after_intervals=alerts_r.integer("stuck_after_intervals", 3, minimum=1),
+                          sink_failing_minutes=alerts_r.number("sink_failing_minutes", 30, minimum=1),
+                          review_pile_up=alerts_r.integer("review_pile_up", 25, minimum=1),
+                          repeat_minutes=alerts_r.number("repeat_minutes", 60, minimum=1))
+    for r in (metrics_r, health_r, alerts_r):
+        r.check_unknown()
+    return OperationsConfig(metrics, health, alerts)
+
+
 def parse_config(data: Any, source: Path) -> Config:
     """Validate a parsed YAML document; raises ConfigError listing every problem."""
     r = Reader(data, source.parent.resolve())
@@ -803,6 +853,8 @@ def parse_config(data: Any, source: Path) -> Config:
         crm=_crm(r.section("crm")),
         state_dir=r.path_value("state_dir", "state"),
         log_level=r.string("log_level", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+        log_format=r.string("log_format", "text", choices=("text", "json")),
+        operations=_operations(r.section("metrics"), r.section("health"), r.section("alerts")),
         followup=_followup(r.section("followup")),
         report=_report(r.section("report")),
     )

@@ -27,7 +27,7 @@ from bot.decide import decide, describe_actions, prefilter_classification, revie
 from bot.faults import crash_point
 from bot.followup.cycle import FollowUp
 from bot.mime import parse_email
-from bot.models import Classification, Decision, Email, MessageRef, PrefilterResult
+from bot.models import Classification, Decision, Email, MessageRef, PrefilterResult, Usage
 from bot.ports import (
     AuditSink,
     AuthError,
@@ -41,6 +41,7 @@ from bot.ports import (
     ThreadMessage,
 )
 from bot.prefilter import prefilter
+from bot.progress import tracked
 from bot.records import audit_row, crm_payload, message_record, notify_payload
 from bot.replies import build_reply
 from bot.routing import Turn
@@ -50,6 +51,7 @@ log = logging.getLogger("bot.pipeline")
 
 OUTBOX_BATCH = 200
 SET_ASIDE_MAX = 10  # rows of one batch an audit sink may refuse on their own before the rest waits a cycle
+PROGRESS_FROM = 100  # a cycle with this many messages to do (a first sync of a backlog) shows its progress
 LABEL_BATCH = 1000  # deferred label changes applied at once at most (Gmail's batchModify takes 1,000 ids)
 
 
@@ -109,6 +111,27 @@ class CycleReport:
     skipped: int = 0  # deleted or moved out of the inbox before the bot got to them
     paused_until: datetime | None = None  # the mailbox asked for no calls before then
     dry_run_lines: list[str] = field(default_factory=list)
+    drafts: int = 0
+    review: int = 0
+    assigned: dict[str, int] = field(default_factory=dict)  # assignee address -> leads given this cycle
+    actions: dict[tuple[str, str], int] = field(default_factory=dict)  # (category, action) -> messages
+    errors: dict[str, int] = field(default_factory=dict)  # service (mail, llm, a sink) -> failures
+    llm: Usage = field(default_factory=Usage)
+
+    def tally(self, ev: Evaluation) -> None:
+        """Count one decided message."""
+        d, u = ev.decision, ev.classification.usage
+        self.categories[d.category] = self.categories.get(d.category, 0) + 1
+        self.actions[(d.category, d.action)] = self.actions.get((d.category, d.action), 0) + 1
+        self.drafts += int(d.draft)
+        self.review += int(d.review)
+        if d.assignee is not None:
+            self.assigned[d.assignee.email] = self.assigned.get(d.assignee.email, 0) + 1
+        self.llm = Usage(self.llm.calls + u.calls, self.llm.prompt_tokens + u.prompt_tokens,
+                         self.llm.completion_tokens + u.completion_tokens, self.llm.cost_usd + u.cost_usd)
+
+    def error(self, service: str) -> None:
+        self.errors[service] = self.errors.get(service, 0) + 1
 
 
 class Pipeline:
@@ -119,8 +142,7 @@ class Pipeline:
         self.stop = stop or threading.Event()
         self._corrections = CorrectionCheck()  # every CHECK_EVERY cycles: labels people changed, sheet column
         self._followup: FollowUp | None = None  # answers, reminders, escalation (made at the first cycle)
-        self._secrets = [x for x in (self.cfg.classify.llm.api_key, self.cfg.notify.slack.token,
-                                     self.cfg.crm.hubspot.token) if x and len(x) >= 6]
+        self._secrets = self.cfg.secrets()
 
     # ------------------------------------------------------------ deciding
 
@@ -164,6 +186,7 @@ class Pipeline:
         rows="update": the message has an audit row already, which is updated instead of a new one appended."""
         led, d, email = self.s.ledger, ev.decision, ev.email
         rec = message_record(email, ev.prefilter, ev.classification, d, self.s.link(ref.provider_id, ref.thread_id))
+        rec["actions"] = self.actions(d)
         led.save_decision(ref.provider_id, ref.thread_id, email.message_id, iso(email.date), ev.classification,
                           d.category, d.review, d.assignee.email if d.assignee else "", rec)
         self._add_effects(ref.provider_id, d, email, ev.classification)
@@ -185,6 +208,10 @@ class Pipeline:
         led.add_effect(provider_id, "modify", {"add": list(d.labels), "archive": d.archive})
         if d.trash_after_hours is not None:
             led.add_effect(provider_id, "trash", {}, self.s.clock() + timedelta(hours=d.trash_after_hours))
+
+    def actions(self, d: Decision) -> list[str]:
+        """What the decision does with the sinks this bot really has (no "crm upsert" without a CRM)."""
+        return describe_actions(d, [n.name for n in self.s.notifiers], [c.name for c in self.s.crms])
 
     # ------------------------------------------------------------ one message
 
@@ -212,7 +239,7 @@ class Pipeline:
                     self._report_dry_run(email, ev, report)
                 else:
                     self._commit(ref, ev)
-            report.categories[ev.decision.category] = report.categories.get(ev.decision.category, 0) + 1
+            report.tally(ev)
             if not self.dry_run:
                 crash_point("after_commit")
                 self.apply(ref.provider_id, ref.thread_id, snapshot, labels_later)
@@ -223,6 +250,7 @@ class Pipeline:
             self._record_gone(ref, exc, report)
         except Exception as exc:  # one bad message never stops the cycle
             report.failed += 1
+            report.error("llm" if isinstance(exc, LlmUnavailable) else "mail")
             self._record_failure(ref, exc)
 
     def _error_text(self, exc: Exception) -> str:
@@ -301,7 +329,7 @@ class Pipeline:
                     led.enqueue(ref.provider_id, f"audit:{sink.name}")
             else:
                 led.update_record(ref.provider_id, error=error, decision=row.record.get("decision"),
-                                  actions=describe_actions(d))
+                                  actions=self.actions(d))
                 led.mark_review(ref.provider_id)  # the audit row must say "review", as the mailbox label does
             led.add_effect(ref.provider_id, "modify", {"add": list(d.labels), "archive": False})
             led.set_status(ref.provider_id, "decided", error)
@@ -341,7 +369,19 @@ class Pipeline:
                 crash_point("after_modify")
                 led.finish_effect(eff.id)
         if not any(e.kind != "trash" for e in led.effects(provider_id, "pending")):
-            led.set_status(provider_id, "done")
+            self._done(provider_id)
+
+    def _done(self, provider_id: str) -> None:
+        """The message's mail effects are all done; a provider that keeps mail in files gives the audit link its
+        final place (a Maildir file moves when it is labelled and archived), relative to the config file."""
+        led = self.s.ledger
+        led.set_status(provider_id, "done")
+        locate = getattr(self.s.mail, "locate", None)
+        where = locate(provider_id) if locate is not None else None
+        if where is not None:
+            base = self.cfg.source.parent.resolve()
+            led.update_record(provider_id, link=str(where.relative_to(base)) if where.is_relative_to(base)
+                              else str(where))
 
     def apply_labels(self, queued: list[tuple[MessageRef, Effect]], report: CycleReport) -> None:
         """The queued label changes, one modify_many() per distinct change; a message whose change failed is
@@ -365,7 +405,7 @@ class Pipeline:
                     if ref.provider_id not in errors:
                         led.finish_effect(eff.id)
                         if not any(e.kind != "trash" for e in led.effects(ref.provider_id, "pending")):
-                            led.set_status(ref.provider_id, "done")
+                            self._done(ref.provider_id)
             for ref, _ in items:
                 error = errors.get(ref.provider_id)
                 if isinstance(error, MessageGone):
@@ -385,6 +425,7 @@ class Pipeline:
             except (AuthError, StateError, MailboxPaused):
                 raise
             except Exception as exc:
+                report.error("mail")
                 log.warning("trashing %d messages failed, retrying next cycle: %s", len(chunk), exc)
                 return
             crash_point("after_trash")
@@ -447,6 +488,7 @@ class Pipeline:
             report.delivered[name] = report.delivered.get(name, 0) + len(batch)
             return True
         if outage:  # the service, the network or the disk: never the fault of a row
+            report.error(name)
             led.outbox_failed([i.id for i, _ in batch], error)
             log.warning("%s unavailable, %d rows stay queued: %s", name, len(batch), error)
             return False
@@ -483,6 +525,7 @@ class Pipeline:
                 result = send(row, item.attempts > 0)
             except Exception as exc:
                 error = self._error_text(exc)
+                report.error(name)
                 if isinstance(exc, SinkUnavailable) or item.attempts + 1 < self.cfg.poll.max_attempts:
                     led.outbox_failed([item.id], error)
                     log.warning("%s unavailable, its queue waits for the next cycle: %s", name, exc)
@@ -535,7 +578,7 @@ class Pipeline:
         # pending effects, so a crash meanwhile only means they are made on resume.
         later: list[tuple[MessageRef, Effect]] | None = [] if isinstance(mail, BulkLabels) else None
         with led.transaction(rollback=True) if self.dry_run else nullcontext():
-            for ref, raw in mail.fetch(todo):
+            for ref, raw in tracked(mail.fetch(todo), "processing new mail", len(todo), len(todo) >= PROGRESS_FROM):
                 if self.stop.is_set():
                     report.stopped_early = True
                     break
@@ -557,11 +600,11 @@ class Pipeline:
 
     def _report_dry_run(self, email: Email, ev: Evaluation, report: CycleReport) -> None:
         d = ev.decision
-        line = (f"would {', '.join(describe_actions(d))} | {d.category} "
+        line = (f"would {', '.join(self.actions(d))} | {d.category} "
                 f"({ev.classification.confidence:.2f}, {ev.classification.classifier}) | "
                 f"{email.from_addr} | {email.subject[:60]!r}")
         report.dry_run_lines.append(line)
-        log.info("dry run: %s", line)
+        log.debug("dry run: %s", line)  # printed on stdout by the command; the log gets it only at DEBUG
 
 
 def take_turn(ledger: Ledger, turn: Turn, rotation: Mapping[str, int]) -> None:

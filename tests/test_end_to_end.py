@@ -49,7 +49,7 @@ def test_demo_run_processes_everything_once(tmp_path: Path) -> None:
     first = run(cfg, "--once")
     assert first.returncode == 0, first.stderr.decode()
     state = tmp_path / "state"
-    rows = list(csv.DictReader((state / "audit.csv").open(encoding="utf-8")))
+    rows = list(csv.DictReader((state / "audit.csv").open(encoding="utf-8-sig")))
     demo = sorted((ROOT / "demo" / "inbox").glob("*.eml"))
     assert len(rows) == len(demo) >= 30
     assert len({r["message_id"] for r in rows}) == len(rows)
@@ -63,11 +63,21 @@ def test_demo_run_processes_everything_once(tmp_path: Path) -> None:
     # the follow-up in a thread our colleague answered stays unassigned, without a draft
     follow = [r for r in rows if "colleague_replied" in r["reasons"]]
     assert follow and all(not r["assignee"] and not r["draft_id"] for r in follow)
+    # The row says what really happened, and how to find the message: HubSpot is off, the console notifies.
+    assert (state / "audit.csv").read_bytes().startswith(b"\xef\xbb\xbfprocessed_at,")  # Excel reads it as UTF-8
+    assert not any("crm" in r["actions"] for r in rows)
+    assert all("notify console" in r["actions"] for r in leads)
+    assert all(r["summary"] for r in rows)
+    for r in rows:  # a path relative to the config file that opens the message
+        path = cfg.parent / r["link"]
+        assert path.is_file() and path.name.startswith(r["provider_id"]), r["link"]
+    lead_file = cfg.parent / next(r["link"] for r in leads)
+    assert lead_file.parent.parent.name.startswith(".Triage.")  # the archived lead, where it now is
 
     second = run(cfg, "--once")
     assert second.returncode == 0
     assert "listed 0; processed 0" in second.stderr.decode()
-    assert len(list(csv.DictReader((state / "audit.csv").open(encoding="utf-8")))) == len(rows)
+    assert len(list(csv.DictReader((state / "audit.csv").open(encoding="utf-8-sig")))) == len(rows)
     assert len(maildir_files(state / "maildir", ".Drafts")) == len(drafts)
 
 
@@ -76,12 +86,13 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     result = run(cfg, "--dry-run")
     assert result.returncode == 0, result.stderr.decode()
     lines = result.stdout.decode().splitlines()
-    assert len(lines) >= 30 and all(line.startswith("would ") for line in lines)
-    state = tmp_path / "state"
-    inbox = maildir_files(state / "maildir", "INBOX")
-    assert len(inbox) == len(list((ROOT / "demo" / "inbox").glob("*.eml")))
-    assert not maildir_files(state / "maildir", ".Drafts") and not (state / "audit.csv").exists()
+    assert len(lines) == len(list((ROOT / "demo" / "inbox").glob("*.eml")))
+    assert all(line.startswith("would ") for line in lines)
+    assert "would " not in result.stderr.decode().replace("nothing was changed", "")  # each decision printed once
+    assert not (tmp_path / "state").exists()  # no maildir, no ledger: a dry run creates nothing
     assert "processed 0" not in run(cfg, "--once").stderr.decode()  # the real run still has everything to do
+    again = run(cfg, "--dry-run")  # on a bot that has run: nothing left to decide, nothing changed
+    assert again.returncode == 0 and again.stdout == b""
 
 
 def test_classify_prints_one_json_line_per_message_and_survives_garbage(tmp_path: Path) -> None:
@@ -97,8 +108,13 @@ def test_classify_prints_one_json_line_per_message_and_survives_garbage(tmp_path
     assert not (tmp_path / "state").exists()  # no state was written
     garbage = run(cfg, "classify", "-", str(tmp_path / "missing.eml"), stdin=b"\x00\xff" * 100)
     out = [json.loads(line) for line in garbage.stdout.decode().splitlines()]
-    assert garbage.returncode == 0 and len(out) == 2
+    assert garbage.returncode == 1 and len(out) == 2  # an input failed: the exit code says so
     assert "error" in out[1] and "missing.eml" in out[1]["file"]
+    assert "1 of 2 input(s) failed" in garbage.stderr.decode()
+    (tmp_path / "empty").mkdir()
+    nothing = run(cfg, "classify", str(tmp_path / "empty"))
+    assert nothing.returncode == 1 and nothing.stdout == b""
+    assert "no .eml file in" in nothing.stderr.decode() and "no input" in nothing.stderr.decode()
 
 
 def test_bad_config_fails_at_start_listing_every_problem(tmp_path: Path) -> None:
@@ -140,7 +156,7 @@ def test_daemon_stops_warm_on_sigterm(tmp_path: Path) -> None:
         proc.kill()
         pytest.fail("the daemon did not stop on SIGTERM")
     assert code == 0
-    rows = list(csv.DictReader((tmp_path / "state" / "audit.csv").open(encoding="utf-8")))
+    rows = list(csv.DictReader((tmp_path / "state" / "audit.csv").open(encoding="utf-8-sig")))
     assert len(rows) == len(list((ROOT / "demo" / "inbox").glob("*.eml")))
 
 

@@ -46,7 +46,8 @@ class CsvAuditSink:
         if new:
             writer.writeheader()
         writer.writerows({k: sheet_cell(r.get(k, "")) for k in AUDIT_FIELDS} for r in rows)
-        data = buf.getvalue().encode("utf-8")
+        # A new file starts with a byte-order mark: without it Excel reads UTF-8 as the local code page.
+        data = buf.getvalue().encode("utf-8-sig" if new else "utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             start = os.fstat(fd).st_size
@@ -112,5 +113,5 @@ class CsvAuditSink:
     def read(self) -> list[dict[str, str]]:
         if not self.path.exists():
             return []
-        with open(self.path, newline="", encoding="utf-8") as fh:
+        with open(self.path, newline="", encoding="utf-8-sig") as fh:
             return list(csv.DictReader(fh))

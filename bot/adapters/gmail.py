@@ -691,6 +691,10 @@ class GmailProvider:
             body = {"ids": ids[start:start + 1000], "addLabelIds": ["TRASH"], "removeLabelIds": ["INBOX"]}
             self._call(partial(self._users.messages().batchModify, userId="me", body=body), "messages.batchModify")
 
+    def profile(self) -> dict[str, Any]:
+        """The mailbox's address and counts (users.getProfile, 1 unit): a read-only proof that access works."""
+        return dict(self._call(lambda: self._users.getProfile(userId="me"), "users.getProfile"))
+
     def ids_with_label(self, label: str) -> set[str]:
         """Every message carrying the label: messages.list by label id, 5 units per page of 500 ids.
 

@@ -26,7 +26,13 @@ def previous_week(cfg: Config, now: datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
-def since_bounds(now: datetime, span: timedelta) -> tuple[str, str, str]:
-    days = span.total_seconds() / 86400
-    label = f"{days:g} days" if days >= 1 else f"{span.total_seconds() / 3600:g} hours"
-    return iso(now - span), iso(now + timedelta(seconds=1)), f"Inbox report, the last {label}"
+def since_bounds(now: datetime, start: datetime, text: str) -> tuple[str, str, str, str]:
+    """(start, end, title, file name part) from `start` up to now; `text` is how --since gave it (7d, a date)."""
+    if re.fullmatch(r"\d+[dhm]", text.strip()):
+        span = round((now - start).total_seconds())  # `start` was reckoned from a `now` a moment earlier
+        days = span / 86400
+        label = f"the last {days:g} days" if days >= 1 else f"the last {span / 3600:g} hours"
+        name = f"last-{text.strip()}"
+    else:
+        label, name = f"since {text.strip()}", "since-" + re.sub(r"[^0-9A-Za-z]+", "-", text.strip()).strip("-")
+    return iso(start), iso(now + timedelta(seconds=1)), f"Inbox report, {label}", name

@@ -60,12 +60,13 @@ def make_weekly(cfg: Config, ledger: Ledger, now: datetime) -> bool:
     return True
 
 
-def with_weekly_report(cfg: Config, ledger: Ledger, cycle: Callable[[], T]) -> Callable[[], T]:
-    """cycle() followed, when due, by the weekly report."""
+def with_weekly_report(current: Callable[[], tuple[Config, Ledger]], cycle: Callable[[], T]) -> Callable[[], T]:
+    """cycle() followed, when due, by the weekly report; current() gives the config and ledger in force after the
+    cycle (a reloaded config may change report.weekly)."""
     def run() -> T:
         result = cycle()
         try:
-            make_weekly(cfg, ledger, now_utc())
+            make_weekly(*current(), now_utc())
         except Exception as exc:  # the report must never stop the poll loop
             log.warning("weekly report: %s: %s", type(exc).__name__, exc)
         return result

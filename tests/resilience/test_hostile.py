@@ -416,7 +416,8 @@ def check_no_paths_from_mail(tmp_path: Path, stack: Stack, outside_before: set[P
     assert not [p for p in ROOT.rglob(f"*{CANARY}*") if ".git" not in p.parts]
     outside_after = set(files_under(tmp_path)) - set(files_under(stack.state_dir))
     assert outside_after - outside_before <= {tmp_path / "config.yaml", stack.state_dir}, outside_after - outside_before
-    allowed = {"ledger.sqlite3", "ledger.sqlite3-wal", "ledger.sqlite3-shm", "audit.csv", "gmail-token.json"}
+    allowed = {"ledger.sqlite3", "ledger.sqlite3-wal", "ledger.sqlite3-shm", "audit.csv", "gmail-token.json",
+               "heartbeat.json"}
     assert {p.name for p in stack.state_dir.iterdir()} <= allowed
 
 
@@ -424,7 +425,7 @@ def check_secrets_stay_secret(stack: Stack, logs: str) -> None:
     secrets = [*SECRETS.values(), REFRESH_TOKEN, CLIENT_SECRET, *sorted(stack.gmail.access_tokens)]
     places = {"the log": logs, "the audit CSV": (stack.csv_path or stack.state_dir / "audit.csv").read_text()}
     for f in stack.state_dir.iterdir():
-        if f.name.startswith("ledger"):
+        if f.name.startswith("ledger") or f.name == "heartbeat.json":
             places[f.name] = f.read_bytes().decode("latin-1")
     places["the sheet"] = json.dumps(stack.sheets.values("Decisions"))
     places["Slack"] = json.dumps([p.args for p in stack.slack.posted])

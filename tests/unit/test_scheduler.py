@@ -64,3 +64,20 @@ def test_lost_authorization_stops_the_daemon_with_its_exit_code(caplog: pytest.L
 
     assert code == EXIT_AUTH and runs == [1] and stop.is_set()
     assert "run `python run.py auth gmail` again" in caplog.text
+
+
+def test_an_idle_daemon_logs_only_that_it_started_and_stopped(caplog: pytest.LogCaptureFixture) -> None:
+    stop = threading.Event()
+    runs: list[int] = []
+
+    def cycle() -> CycleReport:
+        runs.append(1)
+        if len(runs) == 3:
+            stop.set()
+        return CycleReport()  # an empty poll
+
+    caplog.set_level(logging.INFO, logger="bot.daemon")
+    assert run_daemon(cycle, 0.05, stop) == EXIT_OK and len(runs) == 3
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("started: polling every 0.05s") and lines[1] == "stopped: stop requested (exit code 0)"
