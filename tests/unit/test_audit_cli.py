@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -44,5 +45,12 @@ def test_show_and_unanswered_on_the_demo(tmp_path: Path, capsys: Any) -> None:
     assert "m.hughes@northbridge-water.example" in waiting
     brewery = [line for line in waiting.splitlines() if "pieter@vandijk-brewery.example" in line]
     assert brewery and all("Re: CIP" in line for line in brewery)  # the follow-up waits; the first mail was answered
+    assert waiting.splitlines()[0].split()[:2] == ["received", "waiting"]  # how long each has waited
+    assert max(len(line) for line in waiting.splitlines()) <= 100
+    assert main(["--config", cfg, "audit", "search", "--unanswered", "--format", "json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == int(waiting.splitlines()[-1].split()[0]) and not any(r["answered_at"] for r in rows)
+    assert main(["--config", cfg, "audit", "search", "--older-than", "2000-01-01"]) == 0  # a date works too
+    assert capsys.readouterr().out.strip().endswith("0 decision(s)")
     assert main(["--config", cfg, "audit", "search", "--unanswered", "--older-than", "100000h"]) == 0
     assert capsys.readouterr().out.strip().endswith("0 decision(s)")

@@ -151,3 +151,12 @@ def test_report_command_writes_the_files(tmp_path: Path, ledger: Ledger, capsys:
     assert main(["--config", str(cfg_path), "report", "--week", "2026-W48", "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "report-2026-W48.html").exists()
     assert "4 of 5 leads answered" in capsys.readouterr().out
+    out = tmp_path / "r"
+    assert main(["--config", str(cfg_path), "report", "--since", "2026-11-23", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("Inbox report, since 2026-11-23: ")  # a date, as other --since take
+    assert len(list(out.glob("report-*-since-2026-11-23.html"))) == 1
+    assert main(["--config", str(cfg_path), "report", "--since", "12h", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("Inbox report, the last 12 hours: ")
+    assert len(list(out.glob("report-*-last-12h.html"))) == 1
+    assert main(["--config", str(cfg_path), "report", "--since", "soon"]) == 2
+    assert "report: expected a duration like 7d" in capsys.readouterr().err

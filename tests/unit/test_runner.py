@@ -5,17 +5,21 @@ from __future__ import annotations
 import logging
 import urllib.error
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from bot.config import Config, MetricsConfig, load_config
+from bot.config import Config, MetricsConfig, SlackConfig, load_config
 from bot.pipeline import Services
 from bot.runner import Runner, file_stamp
-from bot.state import Ledger
+from bot.state import Ledger, now_utc
+from tests.contract.fake_slack import FakeSlack
 from tests.fake_mail import FakeMailProvider
-from tests.fakes import FakeAuditSink, KeywordClassifier, raw_mail
+from tests.fakes import Clock, FakeAuditSink, KeywordClassifier, raw_mail
+from tests.httpfake import FakeServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,6 +120,43 @@ def test_sighup_rereads_the_file(tmp_path: Path) -> None:
     runner.reload_requested.set()  # what SIGHUP does
     assert runner.reload_if_changed() and runner.cfg.classify.threshold == 0.8
     assert not runner.reload_requested.is_set()
+
+
+def test_a_stuck_poller_is_one_log_line_and_an_alert_through_the_running_slack_notifier(tmp_path: Path,
+                                                                                    caplog: Any) -> None:
+    """The alert goes out through the notifiers the bot runs with (here Slack, though the file has it off), and the
+    log line says where it went."""
+    from bot.adapters.console import ConsoleNotifier
+    from bot.adapters.slack import SlackNotifier
+
+    dep = Deployment(tmp_path)
+    with FakeServer() as srv:
+        slack = FakeSlack(srv, channels={"C0ALERTS"})
+        slack_cfg = SlackConfig(enabled=True, token="xoxb-test-token", base_url=srv.url + "/api/",
+                                fallback_channel="C0ALERTS", timeout_seconds=5)
+
+        def build(cfg: Config) -> Services:
+            services = dep.build(cfg)
+            services.notifiers = [ConsoleNotifier(), SlackNotifier(slack_cfg, {}, sleep=lambda s: None)]
+            return services
+
+        clock = Clock(now_utc())
+        runner = Runner(load_config(dep.path), build=build, clock=clock)
+        assert dep.mail is not None
+        dep.mail.fail_next("list_new", ConnectionError("mail.example: connection refused"), times=4)
+        for _ in range(4):  # the fourth failing interval passes alerts.stuck_after_intervals (3)
+            clock.now += timedelta(seconds=runner.interval())
+            with pytest.raises(ConnectionError):
+                runner.cycle()
+        clock.now += timedelta(seconds=runner.interval())
+        runner.cycle()
+        alerts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ALERT:")]
+        posted = [p.text for p in slack.in_channel("C0ALERTS")]
+    assert len(alerts) == 2 and len(posted) == 2
+    assert "no poll cycle has succeeded" in alerts[0] and "connection refused" in alerts[0]
+    assert alerts[0].endswith("(the team was alerted in Slack channel C0ALERTS)")
+    assert "no poll cycle has succeeded" in posted[0] and "poll cycles succeed again" in posted[1]
+    assert alerts[1].startswith("ALERT: recovered after")
 
 
 def scrape(url: str) -> tuple[int, str]:
