@@ -265,6 +265,7 @@ class RoutingConfig:
     language_pools: dict[str, str]
     pools: dict[str, Pool]
     colleagues: tuple[str, ...]  # extra addresses that count as "one of our people" (outside our domains)
+    sticky_days: int = 90  # a contact assigned within this many days goes to the same person again (0: off)
 
     def people(self) -> dict[str, Person]:
         return {m.person.email: m.person for p in self.pools.values() for m in p.members}
@@ -649,7 +650,8 @@ def _routing(r: Reader) -> RoutingConfig:
             r.problem(f"language_pools.{lang}", "expected an ISO 639-1 code as key")
     cfg = RoutingConfig(default_pool=default_pool, rfq_pool=rfq_pool,
                         language_pools={str(k): str(v) for k, v in language_pools.items()}, pools=pools,
-                        colleagues=tuple(c.lower() for c in r.str_list("colleagues", [], _EMAIL_RE, "an address")))
+                        colleagues=tuple(c.lower() for c in r.str_list("colleagues", [], _EMAIL_RE, "an address")),
+                        sticky_days=r.integer("sticky_days", 90, 0, 3650))
     r.check_unknown()
     return cfg
 

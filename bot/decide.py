@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 
+from bot.classify.shapes import personal_request
 from bot.config import Config
 from bot.models import DISPOSABLE, Classification, Decision, Email, PrefilterResult
 from bot.ports import ThreadMessage
-from bot.routing import Turn, assign, colleague_replied
+from bot.replies import reply_address
+from bot.routing import Turn, assign, colleague_replied, stay_with
 
 
 def prefilter_classification(pre: PrefilterResult) -> Classification:
@@ -31,10 +33,13 @@ def review_decision(cfg: Config, category: str, reasons: tuple[str, ...]) -> Dec
                     crm=False, reasons=reasons)
 
 
+Owner = Callable[[], tuple[str, str] | None]  # who already owns the conversation: (address, "thread" | "contact")
+
+
 def decide(cfg: Config, email: Email, pre: PrefilterResult, c: Classification,
            rotation_of: Mapping[str, Mapping[str, int]], today: date,
-           thread: Callable[[], list[ThreadMessage]]) -> tuple[Decision, Turn | None]:
-    """What to do with one message. `thread` is called only when an assignment is at stake."""
+           thread: Callable[[], list[ThreadMessage]], owner: Owner | None = None) -> tuple[Decision, Turn | None]:
+    """What to do with one message. `thread` and `owner` are called only when an assignment is at stake."""
     reasons: list[str] = [f"prefilter {pre.rule}: {pre.reason}"] if pre.rule else []
     if pre.outcome == "skip":
         act = cfg.actions["skip"]
@@ -49,6 +54,9 @@ def decide(cfg: Config, email: Email, pre: PrefilterResult, c: Classification,
         return review_decision(cfg, c.category, (*reasons, f"review: confidence {c.confidence:.2f} below "
                                                  f"threshold {cfg.classify.threshold:.2f}")), None
 
+    if c.category in DISPOSABLE and (asked := personal_request(email)):
+        # A person asking to be unsubscribed or to have their data deleted is owed an answer, never the trash.
+        return review_decision(cfg, c.category, (*reasons, f"review: {asked}")), None
     act = cfg.actions[c.category]
     labels = (cfg.labels.processed, cfg.labels.categories[c.category])
     trash = act.trash_after_hours if c.category in DISPOSABLE else None
@@ -58,17 +66,31 @@ def decide(cfg: Config, email: Email, pre: PrefilterResult, c: Classification,
                         draft=False, trash_after_hours=trash, notify=False, crm=act.crm,
                         reasons=tuple(reasons)), None
 
-    if act.draft and not (email.reply_to or email.from_addr):
-        return review_decision(cfg, c.category, (*reasons, "review: no sender address to reply to")), None
+    if act.draft and not reply_address(cfg, email):
+        why = "a web form without the customer's address" if email.from_addr else "no sender address to reply to"
+        return review_decision(cfg, c.category, (*reasons, f"review: {why}")), None
     people = list(cfg.routing.people()) + list(cfg.routing.colleagues)
     replied = colleague_replied(thread(), cfg.company.domains, people)
     if replied:
-        # A colleague owns this conversation: record it, but leave it where they will see the reply.
-        return Decision(category=c.category, review=False, action="colleague_replied", labels=labels,
-                        archive=False, draft=False, trash_after_hours=None, notify=False, crm=act.crm,
-                        reasons=(*reasons, f"colleague_replied: {replied} already answered in this thread")), None
+        # A colleague owns this conversation (they answered, e.g. with a quote): no draft; a salesperson of ours
+        # is told that their customer wrote again, and it counts as their lead.
+        sticky = stay_with(cfg.routing, replied, c, rotation_of, today, f"{replied} answered in this thread")
+        if sticky is None:
+            return Decision(category=c.category, review=False, action="colleague_replied", labels=labels,
+                            archive=False, draft=False, trash_after_hours=None, notify=False, crm=act.crm,
+                            reasons=(*reasons, f"colleague_replied: {replied} already answered in this thread")), None
+        assignment, sticky_turn = sticky
+        return Decision(category=c.category, review=False, action="assign", labels=labels, archive=False,
+                        draft=False, trash_after_hours=None, notify=act.notify, crm=act.crm,
+                        assignee=assignment.assignee, cc=(), pool=assignment.pool,
+                        reasons=(*reasons, f"routing: {assignment.reason}")), sticky_turn
 
-    assignment, turn = assign(cfg.routing, c, rotation_of, today)
+    previous = owner() if owner is not None else None
+    sticky = stay_with(cfg.routing, previous[0], c, rotation_of, today,
+                       f"stays with {previous[0]}: " + ("this thread is theirs" if previous[1] == "thread"
+                                                        else "they had this contact's last lead")) \
+        if previous else None
+    assignment, turn = sticky or assign(cfg.routing, c, rotation_of, today)
     reasons.append(f"routing: {assignment.reason}")
     if assignment.assignee is None:
         d = review_decision(cfg, c.category, (*reasons, "review: nobody available to assign"))

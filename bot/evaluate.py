@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.classify.prompt import token_counter
+from bot.classify.quality import Outcome, render_table, summarize
 from bot.config import PACKAGE_DIR, Config
 from bot.models import CATEGORIES, DISPOSABLE
 
@@ -52,6 +53,9 @@ class Label:
     language: str | None = None
     split: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)  # only the keys the label gives
+    source: str | None = None  # who wrote or sent it: figures are reported per source
+    automatic: bool | None = None  # machine-sent (auto-reply, bounce, receipt, bulk); None when not known
+    company_key: str | None = None  # whose inbox it reached (companies.json in the folder)
 
 
 # ---------------------------------------------------------------- reading labels
@@ -109,7 +113,9 @@ def read_labels(folder: Path) -> list[Label]:
                 fields = {k: rec[k] for k in FIELDS if k in rec}
                 if "technical_rfq" in rec:
                     fields["technical_rfq"] = _flag(rec["technical_rfq"])
-                labels.append(Label(str(name), str(category), rec.get("language") or None, rec.get("split"), fields))
+                labels.append(Label(str(name), str(category), rec.get("language") or None, rec.get("split"), fields,
+                                    str(rec["source"]) if rec.get("source") else None, _flag(rec.get("automatic")),
+                                    str(rec["company_key"]) if rec.get("company_key") else None))
     if problems:
         raise LabelError("; ".join(problems[:10]) + (f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""))
     return labels
@@ -180,6 +186,7 @@ class Report:
     classifiers: dict[str, int] = field(default_factory=dict)
     seconds_per_message: float = 0.0
     wrong: list[dict[str, Any]] = field(default_factory=list)
+    quality: dict[str, Any] = field(default_factory=dict)  # per source and pooled: bot.classify.quality
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -302,11 +309,36 @@ def score(cfg: Config, folder: str, split: str, rows: list[tuple[Label, dict[str
     report.llm_calls_per_100 = report.llm["calls_per_100_mix"] if mix else report.llm["calls_per_100"]
     report.llm_input_tokens_per_call = report.llm["input_tokens_per_call"]
     report.classifiers = dict(Counter(str(line.get("classifier", "error")) for _, line in rows).most_common())
+    report.quality = summarize([
+        Outcome(lab.source or Path(folder).name, lab.file, lab.category, lab.automatic, False,
+                str(line.get("action") or "error"), str(line.get("category") or "error"), bool(line.get("review")),
+                float(line.get("confidence") or 0.0)) for lab, line in rows])
     report.wrong = [{"file": lab.file, "labelled": lab.category, "decided": line.get("category"),
                      "confidence": line.get("confidence"), "review": bool(line.get("review")),
                      "classifier": line.get("classifier"), "error": line.get("error")}
                     for lab, line in rows if line.get("category") != lab.category]
     return report
+
+
+def company_config(cfg: Config, folder: Path) -> dict[str | None, Config]:
+    """The config per inbox owner of a labelled folder (companies.json: their domains are "ours"); None: `cfg`."""
+    from dataclasses import replace
+
+    from bot.config import CompanyConfig
+
+    out: dict[str | None, Config] = {None: cfg}
+    path = folder / "companies.json"
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            for key, comp in data.items():
+                company = CompanyConfig(name=str(comp["name"]), domains=tuple(comp["domains"]),
+                                        mailbox=str(comp["mailbox"]))
+                out[str(key)] = replace(cfg, company=company,
+                                        prefilter=replace(cfg.prefilter, own_domains=company.domains))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise LabelError(f"{path}: not a usable companies file ({exc})") from None
+    return out
 
 
 def evaluate(cfg: Config, folder: Path, split: str | None = None, mix: Mix | None = None,
@@ -319,18 +351,24 @@ def evaluate(cfg: Config, folder: Path, split: str | None = None, mix: Mix | Non
     if split not in SPLITS:
         raise LabelError(f"split must be one of {', '.join(SPLITS)}")
     labels = [lab for lab in read_labels(folder) if split == "all" or lab.split == split]
+    configs = company_config(cfg, folder)
     root = folder.resolve()
 
-    def items() -> Iterator[tuple[str, bytes | Exception]]:
-        for lab in labels:
+    def items(group: list[Label]) -> Iterator[tuple[str, bytes | Exception]]:
+        for lab in group:
             try:
                 yield lab.file, (root / lab.file).read_bytes()
             except OSError as exc:
                 yield lab.file, exc
 
     started = time.perf_counter()
-    lines = list(tracked(classify_files(cfg, items()), f"scoring {folder}", len(labels), progress))
-    report = score(cfg, str(folder), split, list(zip(labels, lines, strict=True)), mix)
+    def decided() -> Iterator[tuple[Label, dict[str, Any]]]:
+        for key in dict.fromkeys(lab.company_key if lab.company_key in configs else None for lab in labels):
+            group = [lab for lab in labels if (lab.company_key if lab.company_key in configs else None) == key]
+            yield from zip(group, classify_files(configs[key], items(group)), strict=True)
+
+    lines = {lab.file: line for lab, line in tracked(decided(), f"scoring {folder}", len(labels), progress)}
+    report = score(cfg, str(folder), split, [(lab, lines[lab.file]) for lab in labels], mix)
     report.seconds_per_message = round((time.perf_counter() - started) / max(1, len(labels)), 4)
     return report
 
@@ -436,7 +474,21 @@ def _wrong(r: Report) -> list[str]:
     return out
 
 
+def _quality(r: Report) -> list[str]:
+    if not r.quality:
+        return []
+    q = r.quality["all"]
+    return ["", f"drafted and assigned: {q['drafted']}, of them leads {q['drafted_leads']} (lead precision "
+                f"{_pct(q['lead_precision'])}); spam drafted or assigned {q['spam_assigned']} of {q['spam']} "
+                f"({_pct(q['spam_assigned_rate'])}); spam caught {_pct(q['spam_caught'])}",
+            f"legitimate mail called spam {q['legit_called_spam']} of {q['legit']} "
+            f"({_pct(q['legit_called_spam_rate'])}); real mail trashed {q['real_mail_trashed']}; automatic mail "
+            f"drafted {q['automatic_drafted']} of {q['automatic']}",
+            f"decisions at confidence >= 0.7: {q['confident']}, right {_pct(q['confident_right'])}; expected "
+            f"calibration error {q['ece']}", "", *render_table(r.quality).splitlines()]
+
+
 def render(r: Report) -> str:
     head = (f"{r.messages} messages from {r.folder} (split {r.split}), threshold {r.threshold:g}, "
             f"{1000 * r.seconds_per_message:.1f} ms per message")
-    return "\n".join([head, *_summary(r), *_tables(r), *_wrong(r)] if r.messages else [head])
+    return "\n".join([head, *_summary(r), *_quality(r), *_tables(r), *_wrong(r)] if r.messages else [head])

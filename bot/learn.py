@@ -1,8 +1,8 @@
-"""`python run.py learn`: retrain the offline classifier on the gold set plus what people corrected.
+"""`python run.py learn`: teach the offline classifier what people corrected.
 
 What is learnt: every corrected message, fetched from the mailbox by its provider id, with its latest corrected
-category, on top of the base training data (offline.base_examples: the gold train split and the training set);
-see train_with_corrections for how.
+category, on top of the project's own training mail (offline.base_training: the gold train split and the training
+set); see train_with_corrections for how.
 
 The new model is scored on the gold test split before it replaces the old one (classify.model_path, under
 state/). It is kept only if accuracy and lead recall drop by at most MAX_ACCURACY_DROP and destructive errors
@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bot.classify.offline import Model, base_examples, train
+from bot.classify.model import LinearModel
+from bot.classify.offline import SHIPPED_MODEL, base_training, load_model
+from bot.classify.training import Example, train_model
 from bot.config import Config
 from bot.corrections import check_label_corrections, check_sheet_corrections
 from bot.evaluate import GOLD_DIR, Report, evaluate
 from bot.mime import parse_email
-from bot.models import CATEGORIES, Email, MessageRef
+from bot.models import CATEGORIES, MessageRef
 from bot.pipeline import CycleReport, Services
 from bot.ports import MailProvider
 from bot.state import Ledger
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 MAX_ACCURACY_DROP = 0.02
 LEARNT_KEY = "learn:last_correction"  # the newest correction id a learn has trained on
-RUNS = 8
 
 
 @dataclass
@@ -42,7 +42,7 @@ class LearnResult:
     corrections: int = 0  # corrected messages (latest correction of each)
     used: int = 0  # of those, fetched and learnt from
     unavailable: list[str] = field(default_factory=list)  # provider ids the mailbox no longer has
-    base: int = 0  # base training messages (offline.base_examples)
+    base: int = 0  # base training messages (offline.base_training)
     new_corrections: int = 0  # found by the checks at the start of this run
     before: Report | None = None
     after: Report | None = None
@@ -59,9 +59,9 @@ def latest_corrections(ledger: Ledger) -> dict[str, str]:
     return latest
 
 
-def corrected_examples(ledger: Ledger, mail: MailProvider,
-                       text_chars: int) -> tuple[list[tuple[Email, str]], list[str]]:
-    """(email, category) of every corrected message the mailbox still has, and the ids it no longer has."""
+def corrected_examples(ledger: Ledger, mail: MailProvider, text_chars: int, own_domains: Sequence[str] = (),
+                       own_names: Sequence[str] = ()) -> tuple[list[Example], list[str]]:
+    """Every corrected message the mailbox still has, with its corrected category, and the ids it no longer has."""
     latest = latest_corrections(ledger)
     examples, missing = [], []
     refs = [MessageRef(pid, (row.thread_id if (row := ledger.get(pid)) else "")) for pid in latest]
@@ -69,45 +69,36 @@ def corrected_examples(ledger: Ledger, mail: MailProvider,
         if isinstance(raw, Exception):
             missing.append(ref.provider_id)
             continue
-        examples.append((parse_email(raw, ref.provider_id, ref.thread_id, text_chars), latest[ref.provider_id]))
+        email = parse_email(raw, ref.provider_id, ref.thread_id, text_chars)
+        examples.append(Example(email, latest[ref.provider_id], "corrections", True, tuple(own_domains),
+                                tuple(own_names)))
     return examples, missing
 
 
-def train_averaged(examples: list[tuple[Email, str]], runs: int = RUNS) -> Model:
-    """The mean of models trained on `runs` orderings of the examples."""
-    models = [train(random.Random(k).sample(examples, len(examples)) if k else examples) for k in range(runs)]
-    return _combine([(m, 1 / runs) for m in models], models[0])
+def train_with_corrections(base: list[Example], corrected: list[Example], shipped: LinearModel) -> LinearModel:
+    """The shipped model plus what the corrections change.
 
-
-def _combine(terms: list[tuple[Model, float]], like: Model) -> Model:
-    """The weighted sum of models (weights, priors); scale and example counts from `like`."""
-    n = len(CATEGORIES)
-    weights: dict[int, list[float]] = {}
-    for model, factor in terms:
-        for bucket, w in model.weights.items():
-            total = weights.setdefault(bucket, [0.0] * n)
-            for i, x in enumerate(w):
-                total[i] += factor * x
-    prior = [sum(factor * model.prior[i] for model, factor in terms) for i in range(n)]
-    return Model(prior=prior, weights=weights, scale=like.scale, examples=dict(like.examples))
-
-
-def train_with_corrections(base: list[tuple[Email, str]], corrected: list[tuple[Email, str]],
-                           runs: int = RUNS) -> Model:
-    """The shipped model (one run on the base data, as offline.load_or_train makes it) plus what the corrections
-    change.
-
-    One training run depends on the order it sees the mail in: on a few hundred messages a handful of borderline
-    ones come out either way. A model retrained from scratch would carry that noise into every learn, and the
-    before/after figures would show it. Instead the change is measured as the difference between two means of
-    `runs` orderings, with and without the corrections, and added to the shipped model: mail that has little in
-    common with the corrected messages keeps its category.
+    The shipped model learnt from much more mail than the project carries (it is trained where the development
+    data is); retraining from the project's mail alone would lose that. So the corrections' effect is measured as
+    the difference between two models trained on the project's mail, with and without the corrections, and added
+    to the shipped model: mail that has little in common with the corrected messages keeps its category, and the
+    shipped model's calibration (its temperature) stays.
     """
-    shipped = train(base)
     if not corrected:
         return shipped
-    taught, untaught = train_averaged(base + corrected, runs), train_averaged(base, runs)
-    return _combine([(shipped, 1.0), (taught, 1.0), (untaught, -1.0)], taught)
+    import numpy as np
+
+    taught, untaught = train_model(base + corrected, calibrate=False), train_model(base, calibrate=False)
+
+    def weights(m: LinearModel) -> Any:
+        return np.frombuffer(m.dense, dtype=np.float32).astype(np.float64)
+
+    dense = weights(shipped) + weights(taught) - weights(untaught)
+    bias = [s + t - u for s, t, u in zip(shipped.bias, taught.bias, untaught.bias, strict=True)]
+    meta = {**shipped.meta, "corrections": len(corrected)}
+    # The second view (cues only) is the shipped one: a person's correction of a category is about words; the
+    # form of spam and bulk mail does not change with one inbox.
+    return LinearModel.from_dense(bias, dense.astype(np.float32).tobytes(), shipped.temperature, meta, shipped.signs)
 
 
 def offline_only(cfg: Config, model_path: Path | None = None) -> Config:
@@ -117,7 +108,7 @@ def offline_only(cfg: Config, model_path: Path | None = None) -> Config:
 
 
 def learn(cfg: Config, ledger: Ledger, mail: MailProvider, sinks: Sequence[Any] = (), force: bool = False,
-          gold_dir: Path = GOLD_DIR, runs: int = RUNS, progress: bool = False) -> LearnResult:
+          gold_dir: Path = GOLD_DIR, progress: bool = False) -> LearnResult:
     res = LearnResult()
     log.info("looking for new corrections (mailbox labels, audit sheet)")
     res.new_corrections = len(check_label_corrections(ledger, mail, cfg.labels, text_chars=cfg.classify.text_chars))
@@ -131,15 +122,18 @@ def learn(cfg: Config, ledger: Ledger, mail: MailProvider, sinks: Sequence[Any] 
         return res
     log.info("scoring the current model on the gold test split")
     res.before = evaluate(offline_only(cfg), gold_dir, "test", progress=progress)
-    corrected, res.unavailable = corrected_examples(ledger, mail, cfg.classify.text_chars)
+    corrected, res.unavailable = corrected_examples(ledger, mail, cfg.classify.text_chars, cfg.company.domains,
+                                                    (cfg.company.name,))
     res.corrections, res.used = len(corrected) + len(res.unavailable), len(corrected)
     if not corrected and not force:
         res.reason = "no corrected message to learn from"
         return res
-    base = base_examples(gold_dir, "train", cfg.classify.text_chars)
+    base = base_training(gold_dir, cfg.classify.text_chars)
     res.base = len(base)
-    log.info("training on %d base + %d corrected messages (%d orderings, twice)", len(base), len(corrected), runs)
-    model = train_with_corrections(base, corrected, runs)
+    shipped = load_model(SHIPPED_MODEL, gold_dir, cfg.classify.text_chars)
+    log.info("training on %d base + %d corrected messages, with and without the corrections", len(base),
+             len(corrected))
+    model = train_with_corrections(base, corrected, shipped)
     target = cfg.classify.model_path
     candidate = target.with_name(f".{target.name}.candidate")
     model.save(candidate)

@@ -36,6 +36,7 @@ MAX_PARTS = 200
 MAX_TEXT = 200_000  # characters of decoded text read from all text parts together
 MAX_HTML = 200_000  # characters of HTML source converted per part
 MAX_DEFECTS = 20
+MAX_LINKS = 60  # links kept per message for the phishing rules
 ELIDE_ABOVE = 2_000_000  # bytes; larger messages have their big base64 bodies shortened before parsing
 ELIDE_RUN = 1_000_000  # a base64 body longer than this is shortened...
 ELIDE_KEEP = 2 * MAX_TEXT + 100_000  # ...to this much, more than a text part is ever read
@@ -321,6 +322,7 @@ class _Walker:
         self.budget = MAX_TEXT
         self.attachments: list[Attachment] = []
         self.defects: list[str] = []
+        self.links: list[tuple[str, str]] = []
 
     def defect(self, text: str) -> None:
         if text not in self.defects:
@@ -354,8 +356,19 @@ class _Walker:
         for child in sorted(children, key=lambda c: c.get_content_type() != "text/plain"):
             segs = self.segments(child, depth + 1)
             if any(text.strip() for _, text in segs):
+                if child.get_content_type() == "text/plain":  # the HTML twin is not read, but its links are
+                    for twin in children:
+                        if twin.get_content_type() == "text/html" and not isinstance(_raw_payload(twin), list):
+                            self.scan_links(twin)
                 return segs
         return []
+
+    def scan_links(self, part: Message) -> None:
+        """(visible text, target) of the anchors of an HTML part that is not otherwise read."""
+        if len(self.links) >= MAX_LINKS:
+            return
+        html, _ = _decode_bytes(_payload_bytes(part, MAX_HTML), part.get_content_charset())
+        self.links += html_links(html)[: MAX_LINKS - len(self.links)]
 
     def forwarded(self, inner: Message, depth: int) -> list[tuple[str, str]]:
         headers = _header_map(inner.raw_items())[0]
@@ -374,6 +387,8 @@ class _Walker:
         if controls + text.count("\ufffd") > max(8, len(text) // 20):
             self.defect("binary data in a text part; part skipped")
             return []
+        if html and len(self.links) < MAX_LINKS:
+            self.links += html_links(text)[: MAX_LINKS - len(self.links)]
         text = _INVISIBLE.sub("", html_to_text(text) if html else text)[: self.budget]
         self.budget -= len(text)
         return [("html" if html else "plain", text)]
@@ -434,6 +449,22 @@ class _HtmlText(HTMLParser):
     def handle_data(self, data: str) -> None:
         if not self.skip:
             self.out.append(_WS.sub(" ", data))
+
+
+_ANCHOR = re.compile(r"<a\b[^>]*?\bhref\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))[^>]*>(.*?)</a\s*>", re.I | re.S)
+
+
+def html_links(html: str) -> list[tuple[str, str]]:
+    """(visible text, href) of the anchors of an HTML document, entities decoded, tags in the text dropped."""
+    out = []
+    for m in _ANCHOR.finditer(html[:MAX_HTML]):
+        href = unescape(m.group(1) or m.group(2) or m.group(3) or "").strip()
+        text = " ".join(unescape(_TAG.sub(" ", m.group(4))).split())
+        if href:
+            out.append((text[:200], href[:500]))
+        if len(out) >= MAX_LINKS:
+            break
+    return out
 
 
 def html_to_text(html: str) -> str:
@@ -675,6 +706,16 @@ def clean_body(text: str, forwarded: bool, list_mail: bool, html: bool = False) 
 # ---------------------------------------------------------------- the message
 
 
+_BARE_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]]+", re.I)
+
+
+def _text_links(text: str, room: int) -> tuple[tuple[str, str], ...]:
+    """Bare URLs written in the text: what the reader sees is where it goes."""
+    if room <= 0 or "http" not in text and "www." not in text:
+        return ()
+    return tuple((u, u) for u in _BARE_URL.findall(text[:MAX_TEXT])[:room])
+
+
 def _synthetic_id(raw: bytes) -> str:
     return f"<{hashlib.sha256(raw).hexdigest()}@triage.invalid>"
 
@@ -745,6 +786,7 @@ def _parse(raw: bytes, provider_id: str, thread_id: str, text_chars: int) -> Ema
         html_only=html_only,
         attachments=tuple(walker.attachments),
         raw_size=len(raw),
+        links=tuple(walker.links) + _text_links(body, MAX_LINKS - len(walker.links)),
         defects=tuple(defects[:MAX_DEFECTS]),
         subject_header=_header_as_written(raw_headers.get("subject", "")),
     )

@@ -62,6 +62,7 @@ class Email:
     html_only: bool = False
     attachments: tuple[Attachment, ...] = ()
     raw_size: int = 0
+    links: tuple[tuple[str, str], ...] = ()  # (visible text, target) of links in the mail, for the phishing rules
     defects: tuple[str, ...] = ()  # parse problems; non-empty and no usable text -> review
     subject_header: str = ""  # the Subject as written (decoded, unfolded, nothing else changed): what a reply repeats
 

@@ -175,7 +175,14 @@ class Pipeline:
         """Decide and take the round-robin turn, inside the caller's ledger transaction."""
         cfg = self.cfg
         rotation = {name: self.s.ledger.rotation(name) for name in cfg.routing.pools}
-        decision, turn = decide(cfg, email, pre, c, rotation, self.s.clock().date(), thread or (lambda: []))
+        since = iso(self.s.clock() - timedelta(days=cfg.routing.sticky_days))
+
+        def owner() -> tuple[str, str] | None:
+            if not cfg.routing.sticky_days:
+                return None
+            return self.s.ledger.previous_owner(email.thread_id, c.person_email or "", since)
+
+        decision, turn = decide(cfg, email, pre, c, rotation, self.s.clock().date(), thread or (lambda: []), owner)
         if turn is not None:
             take_turn(self.s.ledger, turn, rotation[turn.pool])
         return Evaluation(email, pre, c, decision)

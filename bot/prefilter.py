@@ -10,6 +10,8 @@ import re
 from collections.abc import Callable, Iterable
 from email.utils import parseaddr
 
+from bot.classify import shapes
+from bot.classify.extract import is_form_notification
 from bot.config import PrefilterConfig
 from bot.models import Email, PrefilterResult
 
@@ -23,7 +25,9 @@ _BOUNCE_SUBJECT = re.compile(
     r"|mail delivery (?:failure|failed|problem)|delivery failure|returned mail\b|failure notice\b"
     r"|(?:warning: )?could not send message|unzustellbar|nicht zustellbar|non remis|non distribu[ée]"
     r"|[ée]chec de (?:la )?remise|no se puede entregar|mensaje no entregado|non recapitabile|impossibile recapitare"
-    r"|n[ãa]o (?:foi )?entregue|onbestelbaar|niet afgeleverd)", re.I)
+    r"|n[ãa]o (?:foi )?entregue|onbestelbaar|niet afgeleverd|non consegnat[oa]|mancato recapito|entrega fallida"
+    r"|no entregado|message non d[ée]livr[ée]|falha na entrega|n[ãa]o foi poss[íi]vel entregar|niet bezorgd"
+    r"|zustellung fehlgeschlagen|r[üu]ckl[äa]ufer)", re.I)
 _OUT_OF_OFFICE = re.compile(
     r"^\W*(?:(?:re|aw|antw|r|sv|fw|fwd|wg|tr|rv)\s*:\s*)*[\[(]?\s*(?:"
     r"out of (?:the )?office|auto(?:matic|matische)?[ -]?(?:reply|response|antwort|respuesta|risposta|resposta)"
@@ -89,8 +93,10 @@ def own_draft(email: Email, cfg: PrefilterConfig, colleagues: frozenset[str], ma
 
 def internal(email: Email, cfg: PrefilterConfig, colleagues: frozenset[str], mailbox: str) -> PrefilterResult | None:
     why = _ours(email.from_addr, cfg, colleagues, mailbox)
-    # Website forms send from our own domain with the customer in Reply-To: that is a lead, not our mail.
-    if why is None or (email.reply_to and _ours(email.reply_to, cfg, colleagues, mailbox) is None):
+    # Website forms send from our own domain with the customer in Reply-To or only in the form's fields: that is
+    # mail from a customer, not our own.
+    if why is None or (email.reply_to and _ours(email.reply_to, cfg, colleagues, mailbox) is None) \
+            or is_form_notification(email, cfg.own_domains):
         return None
     return PrefilterResult("skip", "internal", reason=f"sender {_short(email.from_addr)} {why}")
 
@@ -129,7 +135,10 @@ def auto_reply(email: Email, cfg: PrefilterConfig, colleagues: frozenset[str], m
     submitted = headers.get("auto-submitted", "").split(";")[0].strip().lower()
     auto_header = next((h for h in _AUTO_HEADERS if headers.get(h, "").strip().lower() not in _NEGATIVE), None)
     # X-Auto-Response-Suppress is not evidence: Outlook puts it on ordinary mail too.
-    if submitted and submitted != "no":
+    # RFC 3834: "auto-replied" answers a message (absence notices, vacation replies); "auto-generated" is any
+    # machine-made mail, a website form or a procurement portal relaying a buyer's request among them: that one
+    # is for the classifier to judge.
+    if submitted and submitted not in ("no", "auto-generated"):
         reason = f"header Auto-Submitted: {_short(headers['auto-submitted'])}"
     elif auto_header:
         reason = f"header {auto_header.title()}: {_short(headers[auto_header])}"
@@ -137,9 +146,17 @@ def auto_reply(email: Email, cfg: PrefilterConfig, colleagues: frozenset[str], m
         reason = "header Precedence: auto_reply"
     elif _OUT_OF_OFFICE.search(email.subject) or _custom_subject(email.subject, cfg.auto_reply_subjects):
         reason = f'subject "{_short(email.subject)}" is an automatic reply'
+    elif (body := shapes.out_of_office(email)) is not None:
+        reason = body
     else:
         return None
     return PrefilterResult("category", "auto_reply", "other", reason)
+
+
+def read_receipt(email: Email, cfg: PrefilterConfig, colleagues: frozenset[str],
+                 mailbox: str) -> PrefilterResult | None:
+    why = shapes.read_receipt(email)
+    return PrefilterResult("category", "read_receipt", "other", _short(why)) if why else None
 
 
 def _custom_subject(subject: str, patterns: Iterable[str]) -> bool:
@@ -177,8 +194,8 @@ def list_mail(email: Email, cfg: PrefilterConfig, colleagues: frozenset[str], ma
     return None
 
 
-RULES: tuple[Rule, ...] = (own_draft, internal, allow_list, block_list, bounce, auto_reply, marketing_domain,
-                           list_mail)
+RULES: tuple[Rule, ...] = (own_draft, internal, allow_list, block_list, bounce, read_receipt, auto_reply,
+                           marketing_domain, list_mail)
 # An allow-listed sender is classified normally: the rules after allow_list never see it.
 
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from string import Template
 
+from bot.classify.extract import form_contact, is_automated_sender, is_form_notification
 from bot.config import Config
 from bot.models import Decision, Email
 
@@ -89,12 +90,21 @@ def reply_subject(subject: str) -> str:
     return subject if re.match(r"(?i)^\s*(re|aw|sv|antw|rif|r)\s*:", subject) else f"Re: {subject}"
 
 
+def reply_address(cfg: Config, email: Email) -> str | None:
+    """Where a reply goes: the person who filled in a web form (never the form service or our own website), else
+    Reply-To or From; None when there is nobody to answer (a no-reply sender, a form without an address)."""
+    if is_form_notification(email, cfg.company.domains):
+        return form_contact(email, cfg.company.domains)
+    address = email.reply_to or email.from_addr
+    return None if not address or is_automated_sender(address) else address  # a no-reply address reads nothing
+
+
 def build_reply(cfg: Config, email: Email, d: Decision, person_name: str | None = None,
                 language: str | None = None) -> bytes:
-    """The raw MIME of the reply draft: To = Reply-To or From, CC from the pool, threaded headers."""
+    """The raw MIME of the reply draft: To = reply_address(), CC from the pool, threaded headers."""
     msg = EmailMessage()
     msg["From"] = formataddr((cfg.replies.from_name or cfg.company.name, cfg.company.mailbox))
-    msg["To"] = email.reply_to or email.from_addr
+    msg["To"] = reply_address(cfg, email) or ""
     if d.cc:
         msg["Cc"] = ", ".join(d.cc)
     msg["Subject"] = reply_subject(email.subject_header or email.subject)

@@ -71,6 +71,28 @@ def assign(cfg: RoutingConfig, c: Classification, rotation_of: Mapping[str, Mapp
     return Assignment(None, (), pool_name, f"everyone in {', '.join(tried)} is away"), None
 
 
+def stay_with(cfg: RoutingConfig, member: str, c: Classification, rotation_of: Mapping[str, Mapping[str, int]],
+              today: date, why: str) -> tuple[Assignment, Turn] | None:
+    """The lead goes to `member`, who already owns the conversation, if they are in a pool and not away. It counts
+    as their turn in that pool (the pool the lead would have gone to, if they are in it), so the rotation stays fair.
+    """
+    preferred, _ = pick_pool(cfg, c)
+    pools = sorted(cfg.pools.values(), key=lambda p: p.name != preferred)
+    for pool in pools:
+        found = next((m for m in pool.members if m.person.email == member), None)
+        if found is None:
+            continue
+        if found.is_away(today):
+            return None
+        rotation = rotation_of.get(pool.name, {})
+        base = max(rotation.values(), default=0)
+        joined = tuple(m.person.email for m in pool.members if m.person.email not in rotation)
+        turn = base + len(joined) + 1
+        return Assignment(found.person, pool.cc, pool.name, f"pool {pool.name} ({why})"), \
+            Turn(pool.name, member, turn, joined)
+    return None
+
+
 def colleague_replied(thread: Iterable[ThreadMessage], our_domains: Iterable[str],
                       our_people: Iterable[str]) -> str | None:
     """The address of one of our people who answered in this thread after the first inbound message, if any."""

@@ -416,6 +416,22 @@ class Ledger:
         rows = self._exec("SELECT member, last_turn FROM rotation WHERE pool=?", (pool,)).fetchall()
         return {r["member"]: int(r["last_turn"]) for r in rows}
 
+    def previous_owner(self, thread_id: str, contact: str, since: str) -> tuple[str, str] | None:
+        """(assignee, "thread" | "contact") of the newest assigned message in this thread, or else from this
+        contact decided since `since` (ISO time): who already owns the conversation."""
+        if thread_id:
+            row = self._exec("SELECT assignee FROM messages WHERE thread_id=? AND assignee!='' "
+                             "ORDER BY decided_at DESC LIMIT 1", (thread_id,)).fetchone()
+            if row:
+                return str(row["assignee"]), "thread"
+        if contact:
+            row = self._exec("SELECT assignee FROM messages WHERE assignee!='' AND decided_at>=? AND "
+                             "lower(json_extract(record, '$.classification.person_email'))=? "
+                             "ORDER BY decided_at DESC LIMIT 1", (since, contact.lower())).fetchone()
+            if row:
+                return str(row["assignee"]), "contact"
+        return None
+
     def set_rotation(self, pool: str, member: str, last_turn: int, assigned: bool) -> None:
         self._exec("INSERT INTO rotation(pool, member, last_turn, assigned) VALUES(?,?,?,?) "
                    "ON CONFLICT(pool, member) DO UPDATE SET last_turn=excluded.last_turn, "

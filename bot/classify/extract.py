@@ -19,13 +19,23 @@ bluewin.ch terra.es telefonica.net sapo.pt zoho.com mail.ru btinternet.com comca
 seznam.cz wp.pl o2.pl onet.pl qq.com 163.com fastmail.com hushmail.com tutanota.com
 """.split()  # noqa: SIM905 - a word list reads better as text
 )
-# Providers with a domain per country: yahoo.de, hotmail.co.uk, outlook.fr...
-_FREE_MAIL_FAMILIES = ("yahoo", "ymail", "hotmail", "outlook", "live", "yandex", "gmx")
+# Providers with a domain per country (yahoo.de, hotmail.co.uk, outlook.fr): known by the name before the suffix.
+_FREE_MAIL_FAMILIES = frozenset({
+    "yahoo", "ymail", "hotmail", "outlook", "live", "yandex", "gmx", "gmail", "googlemail", "web", "t-online",
+    "freenet", "icloud", "aol", "libero", "virgilio", "orange", "wanadoo", "laposte", "sapo", "terra", "telefonica",
+    "protonmail", "proton", "mail", "zoho", "seznam", "wp", "onet", "ziggo", "kpnmail", "bluewin", "msn", "me",
+    "tiscali", "alice", "free", "sfr", "btinternet", "comcast", "uol", "bol", "ig", "hushmail", "tutanota",
+    "fastmail", "posteo", "arcor", "qq", "163"})
 
 _AUTOMATED_LOCAL = re.compile(
     r"no[-_.]?reply|do[-_.]?not[-_.]?reply|^(?:mailer(?:-daemon)?|wordpress|web[-_.]?form|forms?|contact[-_.]?form"
     r"|website|notifications?|bounces?)(?:[-_.+].*)?$")
-_FORM_SERVICES = frozenset({"typeform.com", "jotform.com", "wufoo.com", "formstack.com", "formspree.io"})
+# Services that send a website's form, chat and booking notifications (known by the name of their domain).
+_FORM_SERVICES = frozenset({
+    "typeform", "jotform", "wufoo", "formstack", "formspree", "webflow", "hubspot", "hsforms", "hs-forms", "wix",
+    "squarespace", "cognitoforms", "tally", "zohoforms", "formsite", "paperform", "wpforms", "gravityforms",
+    "123formbuilder", "formkeep", "getform", "basin", "netlify", "intercom", "intercom-mail", "tidio", "zendesk",
+    "livechat", "drift", "crisp", "calendly", "hubspotemail", "mailchimpforms", "elementor", "shopify"})
 
 _TWO_LEVEL_SUFFIXES = frozenset({"co.uk", "org.uk", "ac.uk", "com.au", "co.at", "or.at", "com.br", "com.es", "com.pt",
                                  "com.mx", "co.nz", "co.za", "com.tr", "com.cn", "co.jp", "com.ar", "com.pl"})
@@ -108,19 +118,36 @@ _RFQ_INTENT = re.compile(
     r"\b(?:rfq|request\s+for\s+(?:a\s+)?(?:quotation|quote|proposal)|quotation|quote|price\s+offer|offer|tender"
     r"|anfrage|angebot|preisanfrage|ausschreibung|devis|appel\s+d'offres?|cotizaci[óo]n|presupuesto|oferta"
     r"|preventivo|offerta|richiesta\s+di\s+offerta|or[çc]amento|cota[çc][ãa]o|proposta|offerte)\b")  # lower-cased text
-_SPEC_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) for p in (
-    r"\d\s*(?:m³|m3|m\^3)\s*/\s*h\b|\d\s*(?:l|ltr|liters?|litres?)\s*/\s*(?:min|s|h)\b|\d\s*(?:gpm|usgpm)\b",
-    r"\d\s*(?:bar|bar\(g\)|barg|psi|mbar|kpa|mpa)\b",
-    r"\bDN\s?\d{2,4}\b|\bPN\s?\d{1,3}\b|\bNPS\s?\d|\b(?:ANSI|ASME)\s?(?:B16\.5|\d{3,4}\s?lb|class)|\bEN\s?1092",
-    r"\b1\.4(?:301|401|404|408|462|571|539)\b|\b(?:316L?|304L?|duplex|super\s?duplex|hastelloy|PTFE|EPDM|FKM|viton"
-    r"|PVDF|grey\s+cast\s+iron|cast\s+iron|Grauguss|GG25|EN-GJL|bronze|titanium)\b",
-    r"\b(?:data\s?sheets?|datenblatt|datenblätter|fiche\s+technique|ficha\s+t[ée]cnica|scheda\s+tecnica"
-    r"|folha\s+de\s+dados|drawings?|zeichnung(?:en)?|plan(?:s)?\s+cot[ée]s?|dibujo|disegno|desenho|P&ID)\b",
-    r"\bATEX\b|\bEx[ \-]?(?:zone|zona|Zone)\s?[0-2]\b|\bzone\s?[0-2]\b|\bII\s?2G\b",
-    r"\b(?:tolerances?|toleranz(?:en)?|tol[ée]rances?|tolerancias?|tolleranz[ae])\b|±\s?\d",
-    r"\d\s*(?:kW|rpm|U/min|tr/min|Hz)\b|\bNPSH|\b(?:förderhöhe|head|hauteur\s+manom[ée]trique|altura)\s*(?:of\s*)?\d",
-    r"\d\s*(?:°C|mPa[·.]?s|cP|cSt)\b|\bviscosit|\bviskosit",
-))
+# Kinds of technical requirement. A request is a technical RFQ when it asks for an offer and states requirements
+# a specialist must read: a drawing, tolerances or a specification document, and one more kind besides.
+_DRAWING = re.compile(
+    r"\b(?:drawings?|technical drawing|zeichnung(?:en)?|abwicklung|plans? cot[ée]s?|plano(?:s)?|dibujo|disegno|disegni"
+    r"|desenho(?:s)?|tekening(?:en)?|CAD|STEP|DXF|DWG|IGES|P&ID)\b", re.I)
+_CAD_FILE = re.compile(r"\.(?:dxf|dwg|step|stp|igs|iges|sldprt|x_t|stl|ipt|prt|catpart)$", re.I)
+_SPEC_KINDS: dict[str, re.Pattern[str]] = {
+    "tolerances": re.compile(
+        r"±\s?\d|\+/-\s?\d|\b(?:tolerances?|toleranz(?:en)?|tol[ée]rances?|tolerancias?|tolleranz[ae]|toler[âa]ncias?"
+        r"|toleranties?)\b|\bISO\s?2768|\bISO\s?286|\b[hH][6-9]\b|\bRa\s?\d", re.I),
+    "specification": re.compile(
+        r"\b(?:specifications?|spec sheet|lastenheft|pflichtenheft|leistungsverzeichnis|cahier des charges|pliego de"
+        r" (?:condiciones|prescripciones)|capitolato|caderno de encargos|bestek|requirements? (?:matrix|list|document)"
+        r"|datasheets?|data sheets?|datenbl[äa]tter|fiche technique|ficha t[ée]cnica|scheda tecnica)\b", re.I),
+    "standard": re.compile(
+        r"\b(?:ISO|EN|DIN|ASTM|ASME|ANSI|IEC|API|NACE|UNI|NF|UNE|NEN)\s?(?:EN\s?)?\d{2,5}\b|\bATEX\b"),
+    "material": re.compile(
+        r"\b1\.4\d{3}\b|\b(?:AISI\s?)?(?:304L?|316L?|316Ti|321|430)\b|\bS[23]\d5(?:JR|J2|MC)?\b|\bEN AW-?\d{4}"
+        r"|\b(?:duplex|hastelloy|inconel|titanium|PTFE|EPDM|FKM|viton|PVDF|POM|PEEK|HDPE|galvani[sz]ed|verzinkt"
+        r"|pulverbeschichtet|powder[- ]coated|anodi[sz]ed|eloxiert|Grauguss|cast iron|bronze|brass|messing)\b", re.I),
+    "dimensions": re.compile(
+        r"\d\s?(?:x|×)\s?\d+(?:[.,]\d+)?\s?(?:mm|cm|m)\b|\bØ\s?\d|\b(?:DN|PN)\s?\d{1,4}\b|\bt\s?=\s?\d"
+        r"|\bM\d{1,2}\b|\d\s?(?:mm|µm|micron)\b", re.I),
+    "process": re.compile(
+        r"\d\s*(?:m³|m3)\s*/\s*h\b|\d\s*(?:l|ltr)\s*/\s*(?:min|s|h)\b|\d\s*(?:bar|psi|mbar|kpa|mpa)\b"
+        r"|\d\s*(?:kW|kVA|rpm|U/min|Hz|°C|mPa[·.]?s|cP)\b|\bNPSH|\bviscosit|\bviskosit|\bload class|\bkN\b"
+        r"|\b(?:head|förderhöhe|fördermenge|hauteur|débit|altura|caudal|prevalenza|portata|opvoerhoogte|debiet"
+        r"|vazão|duty point|betriebspunkt|point de fonctionnement|punto de trabajo|punto di lavoro)\b\W{0,3}\d", re.I),
+}
+_REQUIREMENT_KINDS = ("tolerances", "specification")
 
 
 @dataclass(frozen=True)
@@ -139,13 +166,55 @@ def domain_of(addr: str) -> str:
 def is_free_mail(domain: str) -> bool:
     """A mail provider for everybody: its domain says nothing about the sender's company."""
     domain = domain.lower()
-    return domain in _FREE_MAIL or domain.split(".", 1)[0] in _FREE_MAIL_FAMILIES
+    return domain in _FREE_MAIL or bool(domain) and registrable_label(domain) in _FREE_MAIL_FAMILIES
 
 
 def is_automated_sender(addr: str) -> bool:
     """A no-reply or web-form address: the person is in Reply-To or in the form fields, not in From."""
     local, _, domain = addr.lower().partition("@")
-    return bool(_AUTOMATED_LOCAL.search(local)) or domain in _FORM_SERVICES
+    return bool(_AUTOMATED_LOCAL.search(local)) or bool(domain) and registrable_label(domain) in _FORM_SERVICES
+
+
+def _ours(addr: str, own_domains: Iterable[str]) -> bool:
+    domain = domain_of(addr)
+    return bool(domain) and any(domain == d.lower() or domain.endswith("." + d.lower()) for d in own_domains)
+
+
+_FORM_SUBJECT = re.compile(
+    r"\b(?:form(?:ular)?|submission|einsendung|formulaire|formulario|modulo|formulário|formulier|inzending"
+    r"|web ?form|kontaktformular|contact form)\b|\b(?:new|neue[rs]?|nouve(?:au|lle)|nuev[oa]|nuov[oa]|nov[oa]"
+    r"|nieuwe?)\s+(?:\w+\s+){0,3}?(?:enquiry|inquiry|request|lead|message|contact|anfrage|nachricht|demande"
+    r"|solicitud|mensaje|consulta|richiesta|messaggio|pedido|contato|contacto|mensagem|aanvraag|bericht|booking"
+    r"|reservation|chat|conversation|response|antwort|réponse|respuesta|risposta|resposta|antwoord)\b", re.I)
+_MAIL_SYSTEM = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon)@", re.I)
+_ANY_FIELD = re.compile(r"^[ \t]*[\w][\w ./()-]{0,30}:[ \t]*\S", re.M)
+
+
+def is_form_notification(email: Email, own_domains: Iterable[str] = ()) -> bool:
+    """A website's form, chat or booking notification: sent by our site or a form service, the person in the
+    fields (or Reply-To), not in From."""
+    sender = email.from_addr
+    if not (is_automated_sender(sender) or _ours(sender, own_domains)) or _MAIL_SYSTEM.match(sender) \
+            or "multipart/report" in email.headers.get("content-type", "").lower():
+        return False
+    fields = len(_ANY_FIELD.findall(email.body[:4000]))
+    return fields >= 3 or bool(_FORM_SUBJECT.search(email.subject)) and fields >= 1
+
+
+def form_contact(email: Email, own_domains: Iterable[str] = ()) -> str | None:
+    """The address of the person who filled in a form: Reply-To when it is theirs, else the form's e-mail field."""
+    if email.reply_to and not is_automated_sender(email.reply_to) and not _ours(email.reply_to, own_domains):
+        return email.reply_to
+    for key, value in _form_fields(email.body).items():
+        if key in _NAME_KEYS or key in _COMPANY_KEYS:
+            continue
+        m = _ADDRESS_RE.search(value)
+        if m and not _ours(m.group(0), own_domains) and not is_automated_sender(m.group(0)):
+            return m.group(0).lower()
+    for m in _ADDRESS_RE.finditer(email.body[:3000]):  # "Von: Name <address>" and other free layouts
+        if not _ours(m.group(0), own_domains) and not is_automated_sender(m.group(0)):
+            return m.group(0).lower()
+    return None
 
 
 def _form_fields(text: str) -> dict[str, str]:
@@ -175,21 +244,19 @@ def forwarded_sender(email: Email, own_domains: Iterable[str] = ()) -> tuple[str
     return None
 
 
-def person_email(email: Email) -> str | None:
-    """The address to answer: From, or Reply-To / the form's e-mail field for forms, portals and no-reply senders."""
-    if email.reply_to and not is_automated_sender(email.reply_to) and _reply_to_person(email):
+def person_email(email: Email, own_domains: Iterable[str] = ()) -> str | None:
+    """The address to answer: From, or Reply-To / the form's e-mail field for forms, portals and no-reply senders.
+    An address of ours is never the person's (a website form sends from our own domain)."""
+    def usable(addr: str) -> bool:
+        return bool(addr) and not is_automated_sender(addr) and not _ours(addr, own_domains)
+
+    if usable(email.reply_to) and _reply_to_person(email):
         return email.reply_to
-    if email.from_addr and not is_automated_sender(email.from_addr):
+    if usable(email.from_addr) and not is_form_notification(email, own_domains):
         return email.from_addr
-    if email.reply_to and not is_automated_sender(email.reply_to):
+    if usable(email.reply_to):
         return email.reply_to
-    for key, value in _form_fields(email.body).items():
-        if key in _NAME_KEYS or key in _COMPANY_KEYS:
-            continue
-        m = _ADDRESS_RE.search(value)
-        if m:
-            return m.group(0).lower()
-    return None
+    return form_contact(email, own_domains)
 
 
 def person_like(text: str) -> str | None:
@@ -374,18 +441,22 @@ def company_from_domain(domain: str) -> str | None:
     return " ".join(_DOMAIN_WORDS.get(w, w.capitalize()) for w in words)
 
 
-def technical_rfq(text: str) -> bool:
-    """A request for a quotation that states technical requirements (flow, pressure, sizes, materials, ATEX...)."""
+def technical_rfq(text: str, attachments: Iterable[str] = ()) -> bool:
+    """A request for a quotation that states technical requirements a specialist must read: three kinds of them
+    (a drawing, tolerances, a specification, standards, materials, sizes, process data), or two when one is a
+    drawing, tolerances or a specification. Naming a product model or a size alone is not enough."""
     if not _RFQ_INTENT.search(text.lower()):  # IGNORECASE would make this scan three times slower
         return False
-    hits = sum(1 for p in _SPEC_PATTERNS if p.search(text))
-    return hits >= 2
+    kinds = {name for name, p in _SPEC_KINDS.items() if p.search(text)}
+    if _DRAWING.search(text) or any(_CAD_FILE.search(a) for a in attachments):
+        kinds.add("drawing")
+    return len(kinds) >= 3 or len(kinds) == 2 and bool(kinds & {"drawing", *_REQUIREMENT_KINDS})
 
 
 def extract_fields(email: Email, own_names: Iterable[str] = (), own_domains: Iterable[str] = ()) -> Fields:
     """Person, address and company of the sender, plus whether the message is a technical RFQ."""
     forwarded = forwarded_sender(email, own_domains)
-    address = forwarded[1] if forwarded else person_email(email)
+    address = forwarded[1] if forwarded else person_email(email, own_domains)
     name = forwarded[0] if forwarded and forwarded[0] else person_name(email)
     domain = domain_of(address or "")
     own = {d.lower() for d in own_domains}
@@ -403,5 +474,5 @@ def extract_fields(email: Email, own_names: Iterable[str] = (), own_domains: Ite
         person_email=address,
         company=company,
         company_domain=domain if domain and not is_free_mail(domain) else None,
-        technical_rfq=technical_rfq(email.text),
+        technical_rfq=technical_rfq(email.text, (a.filename for a in email.attachments)),
     )

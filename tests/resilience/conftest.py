@@ -1,13 +1,13 @@
-"""Shared fixtures: one offline model trained per session, so each bot process starts without training."""
+"""Shared fixtures: the shipped offline model as the saved model of every bot process, and a reference run."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from bot.bootstrap import GOLD_DIR
-from bot.classify.offline import base_examples, train
+from bot.classify.offline import SHIPPED_MODEL
 from tests.resilience.checks import assert_invariants, drain
 from tests.resilience.harness import Outcome, Stack, inbox40
 
@@ -15,7 +15,7 @@ from tests.resilience.harness import Outcome, Stack, inbox40
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "model.json"
-    train(base_examples(GOLD_DIR)).save(path)
+    shutil.copyfile(SHIPPED_MODEL, path)
     return path
 
 

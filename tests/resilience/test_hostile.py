@@ -79,11 +79,7 @@ class Memory:
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    from bot.bootstrap import GOLD_DIR
-    from bot.classify.offline import base_examples, train
-
-    tmp = tmp_path_factory.mktemp("hostile")
-    train(base_examples(GOLD_DIR)).save(tmp / "state" / "model.json")
+    tmp = tmp_path_factory.mktemp("hostile")  # no saved model: the shipped one
     config: Config = make_config(tmp)
     return config
 

@@ -1,5 +1,5 @@
-"""The offline classifier on hand-written mail: cues, training, the lead tilt, the list-mail hint, review paths and the
-model file."""
+"""The offline classifier on hand-written mail: cues, training, the lead floor, the list-mail hint, the phishing and
+existing-business rules, review paths and the model file."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.classify.cues import analyse, features
-from bot.classify.offline import Model, OfflineClassifier, base_examples, best, load_or_train, train
+from bot.classify.model import LinearModel
+from bot.classify.offline import OfflineClassifier, base_examples, base_training, load_model, load_or_train
+from bot.classify.training import Example, train_model
 from bot.mime import parse_email
 from bot.models import CATEGORIES, Email, PrefilterResult
 
@@ -77,13 +79,18 @@ TRAINING: list[tuple[str, str, str]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model() -> Model:
-    return train((mail(subject, body), category) for category, subject, body in TRAINING)
+def train(rows: list[tuple[str, str, str]]) -> LinearModel:
+    return train_model([Example(mail(subject, body), category, "test") for category, subject, body in rows],
+                       calibrate=False)
 
 
 @pytest.fixture(scope="module")
-def classifier(model: Model) -> OfflineClassifier:
+def model() -> LinearModel:
+    return train(TRAINING)
+
+
+@pytest.fixture(scope="module")
+def classifier(model: LinearModel) -> OfflineClassifier:
     return OfflineClassifier(model, LANGS, "en", 1500, own_names=("Acme Pumps GmbH",),
                              own_domains=("acme-pumps.example",))
 
@@ -102,14 +109,25 @@ def test_new_mail_lands_in_the_category_its_words_point_to(classifier: OfflineCl
         assert result.reasons and all(len(r) <= 60 for r in result.reasons)
 
 
-def test_classic_spam_is_spam_through_the_hand_weighted_signs(classifier: OfflineClassifier) -> None:
+def test_phishing_signs_keep_mail_from_a_draft_even_when_it_reads_like_business(
+        classifier: OfflineClassifier) -> None:
     result = classifier.classify(mail(
-        "FREE CASH GUARANTEED $$$", "Dear friend,\nearn up to $5,000 per week from home! 100% free, no "
-        "obligation, act now!!! Click here http://198.51.100.7/x\nTo be removed reply with remove in the subject.",
-        sender="<x7731@mailer.example>"))
-    assert result.category == "spam"
-    assert result.confidence >= 0.9
-    assert any(r.startswith("spam sign:") for r in result.reasons)
+        "Request for quotation", "Hello,\nplease quote 4 dosing pumps for our plant, price and delivery time. "
+        "The specification is in the secure document: https://docs-view.example/rfq/login\nRegards",
+        sender="DocuSign <rfq@docs-view.example>"))
+    assert result.review_reason is not None and result.review_reason.startswith("phishing signs:")
+    assert "claims to be DocuSign" in result.review_reason
+    assert any("DocuSign" in r for r in result.reasons)
+
+
+def test_a_lead_about_something_already_bought_is_reviewed(classifier: OfflineClassifier) -> None:
+    result = classifier.classify(mail("Quotation please", "Hello,\ncould you quote the repair of our pump, serial "
+                                      "number 4711-22? Price and delivery time please.\nRegards\nEmma Stone"))
+    if result.category == "lead":
+        assert result.review_reason is not None and "already bought" in result.review_reason
+    new = classifier.classify(mail("Quotation please", "Hello,\ncould you quote 4 new dosing pumps for our plant? "
+                                   "We need price and delivery time.\nRegards\nEmma Stone"))
+    assert (new.category, new.review_reason) == ("lead", None)
 
 
 def test_list_mail_is_newsletter_or_spam(classifier: OfflineClassifier) -> None:
@@ -155,15 +173,6 @@ def test_damaged_mail_with_readable_text_is_classified(classifier: OfflineClassi
     assert result.review_reason is None
 
 
-def test_spam_looking_mail_that_talks_business_is_never_sure_enough_to_trash(
-        classifier: OfflineClassifier) -> None:
-    result = classifier.classify(mail(
-        "Invoice and payment reminder - act now", "Dear customer,\nplease pay invoice 2026-0042, the payment is "
-        "overdue. Click here to see the invoice. Act now, limited time.", sender="<billing@brauerei-weber.example>"))
-    if result.category in ("spam", "newsletter"):
-        assert result.confidence < 0.7
-
-
 def test_sender_details_and_language_are_filled(classifier: OfflineClassifier) -> None:
     result = classifier.classify(mail(
         "Anfrage Kreiselpumpe DN80", "Sehr geehrte Damen und Herren,\nwir benötigen ein Angebot für eine "
@@ -176,7 +185,7 @@ def test_sender_details_and_language_are_filled(classifier: OfflineClassifier) -
     assert result.technical_rfq is True
 
 
-def test_language_outside_the_configured_ones_is_none(model: Model) -> None:
+def test_language_outside_the_configured_ones_is_none(model: LinearModel) -> None:
     english_only = OfflineClassifier(model, ("en",), "en", 1500)
     result = english_only.classify(mail("Anfrage", "Sehr geehrte Damen und Herren, wir benötigen ein Angebot "
                                         "für zwei Pumpen mit Lieferzeit und Preis."))
@@ -192,21 +201,20 @@ def test_applicants_have_no_company(classifier: OfflineClassifier) -> None:
 
 
 def test_training_is_deterministic() -> None:
-    examples = [(mail(subject, body), category) for category, subject, body in TRAINING]
-    first, second = train(examples), train(examples)
-    assert first.weights == second.weights
-    assert first.prior == second.prior
-    assert set(first.examples) == set(CATEGORIES)
+    first, second = train(TRAINING), train(TRAINING)
+    assert first.dense == second.dense
+    assert first.bias == second.bias
+    assert set(first.meta["examples"]) == set(CATEGORIES)
 
 
-def test_model_file_round_trip(tmp_path: Path, model: Model, classifier: OfflineClassifier) -> None:
+def test_model_file_round_trip(tmp_path: Path, model: LinearModel, classifier: OfflineClassifier) -> None:
     path = tmp_path / "state" / "model.json"
     model.save(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in path.parent.iterdir()] == ["model.json"]  # no temp file left behind
-    loaded = Model.load(path)
-    assert loaded.prior == pytest.approx(model.prior)
-    assert loaded.examples == model.examples
+    loaded = LinearModel.load(path)
+    assert loaded.bias == pytest.approx(model.bias, abs=1e-5)
+    assert loaded.meta == model.meta and loaded.temperature == model.temperature
     again = OfflineClassifier(loaded, LANGS, "en", 1500, classifier.own_names, classifier.own_domains)
     sample = mail("Quotation please", "Could you quote 4 dosing pumps for our plant? Price and delivery time.")
     first, second = classifier.classify(sample), again.classify(sample)
@@ -214,22 +222,32 @@ def test_model_file_round_trip(tmp_path: Path, model: Model, classifier: Offline
     assert second.confidence == pytest.approx(first.confidence, abs=1e-3)
 
 
-@pytest.mark.parametrize("content", ["not json", "[]", '{"version": 99}', '{"version": 1, "categories": ["x"]}'])
+def test_the_model_file_holds_numbers_not_code_or_words(tmp_path: Path, model: LinearModel) -> None:
+    path = tmp_path / "model.json"
+    model.save(path)
+    text = path.read_text()
+    assert "dosing" not in text and "pickle" not in text
+    assert json.loads(text)["format"] == "triage-linear-1"
+
+
+@pytest.mark.parametrize("content", ["not json", "[]", '{"format": "other"}', '{"format": "triage-linear-1", '
+                                     '"categories": ["x"]}'])
 def test_unusable_model_files_are_rejected(tmp_path: Path, content: str) -> None:
     path = tmp_path / "model.json"
     path.write_text(content)
     with pytest.raises(ValueError):
-        Model.load(path)
+        LinearModel.load(path)
 
 
-def test_malformed_weights_are_rejected(tmp_path: Path, model: Model) -> None:
+@pytest.mark.parametrize(("key", "value"), [("weights", "AAAA"), ("temperature", 0), ("bias", [1.0, 2.0])])
+def test_malformed_weights_are_rejected(tmp_path: Path, model: LinearModel, key: str, value: object) -> None:
     path = tmp_path / "model.json"
     model.save(path)
     doc = json.loads(path.read_text())
-    doc["weights"] = {"12": [1.0, 2.0]}  # wrong number of categories
+    doc[key] = value
     path.write_text(json.dumps(doc))
     with pytest.raises(ValueError):
-        Model.load(path)
+        LinearModel.load(path)
 
 
 def _gold_dir(tmp_path: Path) -> Path:
@@ -270,7 +288,9 @@ def test_base_examples_add_the_training_set_beside_the_gold_set(tmp_path: Path) 
     assert len(examples) == len(TRAINING) + 2
     assert [(e.subject, c) for e, c in examples[-2:]] == [("Extra lead", "lead"), ("Extra support", "support")]
     assert all(e.subject != "Extra lead" for e, _ in base_examples(gold, "test"))  # the test split stays gold only
-    assert sum(load_or_train(tmp_path / "none.json", gold, LANGS, "en", 1500).model.examples.values()) == len(examples)
+    assert {x.source for x in base_training(gold)} == {"gold", "gold-t"}
+    trained = load_model(tmp_path / "none.json", gold, 1500, shipped=tmp_path / "no-shipped.json")
+    assert sum(trained.meta["examples"].values()) == len(examples)
 
 
 def test_base_examples_read_the_label_parts_until_they_are_merged(tmp_path: Path) -> None:
@@ -282,31 +302,25 @@ def test_base_examples_read_the_label_parts_until_they_are_merged(tmp_path: Path
     assert len(base_examples(gold)) == len(TRAINING)
 
 
-def test_load_or_train_prefers_a_valid_saved_model(tmp_path: Path) -> None:
+def test_a_saved_model_wins_then_the_shipped_model_then_training(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
     gold = _gold_dir(tmp_path)
-    path = tmp_path / "model.json"
-    saved = train([(mail(s, b), c) for c, s, b in TRAINING[:4]])  # lead and support only
-    saved.save(path)
-    assert load_or_train(path, gold, LANGS, "en", 1500).model.examples == {"lead": 3, "support": 1}
-
-
-def test_load_or_train_falls_back_to_the_gold_set(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    gold = _gold_dir(tmp_path)
-    missing = load_or_train(tmp_path / "none.json", gold, LANGS, "en", 1500)
-    assert sum(missing.model.examples.values()) == len(TRAINING)
-    broken = tmp_path / "broken.json"
-    broken.write_text("{")
+    saved, shipped = tmp_path / "model.json", tmp_path / "shipped.json"
+    train(TRAINING[:4]).save(saved)  # lead and support only
+    train(TRAINING[:7]).save(shipped)
+    assert load_model(saved, gold, 1500, shipped=shipped).meta["examples"] == {"lead": 3, "support": 1}
+    assert load_model(tmp_path / "none.json", gold, 1500, shipped=shipped).meta["examples"] == \
+        {"lead": 3, "support": 3, "accounting": 1}
+    saved.write_text("{")
     with caplog.at_level(logging.WARNING):
-        fallback = load_or_train(broken, gold, LANGS, "en", 1500)
-    assert sum(fallback.model.examples.values()) == len(TRAINING)
-    assert "ignoring the saved model" in caplog.text
+        fallback = load_model(saved, gold, 1500, shipped=tmp_path / "absent.json")
+    assert sum(fallback.meta["examples"].values()) == len(TRAINING)
+    assert "ignoring the model" in caplog.text
 
 
-@pytest.mark.skipif(not (GOLD / "labels.jsonl").is_file() and not any(GOLD.glob("labels.part*.jsonl")),
-                    reason="the gold set is not in this checkout")
-def test_shipped_gold_set_trains_and_recognises_a_plain_lead(tmp_path: Path) -> None:
-    clf = load_or_train(tmp_path / "absent.json", GOLD, LANGS, "en", 1500)
-    assert sum(clf.model.examples.values()) >= 50
+def test_the_shipped_model_recognises_a_plain_lead() -> None:
+    clf = load_or_train(Path("/nonexistent/model.json"), GOLD, LANGS, "en", 1500)
+    assert len(clf.model.meta["sources"]) >= 10  # trained on many sources, not one voice
     result = clf.classify(mail("RFQ: 2 centrifugal pumps", "Hello,\nplease send us a quotation for two "
                                "centrifugal pumps, 50 m3/h at 4 bar, DN100 PN16, with delivery time.\n"
                                "Best regards\nAnna Clarke\nNorthwind Water Ltd"))
@@ -323,7 +337,7 @@ def test_any_text_is_classified_without_raising(classifier: OfflineClassifier, s
     assert 0.0 <= result.confidence <= 1.0
 
 
-def test_invoice_phishing_carries_spam_signs_that_real_invoices_do_not() -> None:
+def test_invoice_phishing_carries_signs_that_real_invoices_do_not() -> None:
     phishing = analyse(mail("Overdue invoice INV-4417 - final notice", "Dear customer,\nthe invoice is 45 days "
                             "overdue. Please note our bank details have changed. View invoice (secure document):\n"
                             "https://docs-share.example/view?u=sales@acme-pumps.example\nAccounts Receivable",
@@ -331,19 +345,10 @@ def test_invoice_phishing_carries_spam_signs_that_real_invoices_do_not() -> None
     real = analyse(mail("Rechnung 2026-0042", "Guten Tag,\nanbei die Rechnung 2026-0042 zu Ihrer Bestellung, "
                         "zahlbar innerhalb von 30 Tagen. Unsere Bankverbindung finden Sie auf der Rechnung.\nGruß\n"
                         "Buchhaltung"))
-    assert {"phishing wording", "phishing link"} <= {name for name, _ in phishing.spam}
+    assert phishing.lexicon.get("phishing", 0) >= 2
     assert "link names the recipient" in phishing.flags
-    assert not {"phishing wording", "phishing link"} & {name for name, _ in real.spam}
+    assert not real.lexicon.get("phishing")
     assert real.lexicon.get("accounting", 0) >= 2
-
-
-def test_a_sender_borrowing_the_recipient_name_is_flagged() -> None:
-    lookalike = analyse(mail("Rechnung fällig", "Bitte melden Sie sich an: https://acme-pumps.portal.example/x",
-                             sender="Buchhaltung <rechnung@acme-pumps-gmbh.example>"))
-    own_site = analyse(mail("Frage", "Auf https://www.acme-pumps.example/produkte steht die AP-125.",
-                            sender="Jürgen Weber <j.weber@brauerei-weber.example>"))
-    assert "borrows the recipient's name" in lookalike.flags
-    assert "borrows the recipient's name" not in own_site.flags
 
 
 @pytest.mark.parametrize(("text", "group"), [
@@ -373,26 +378,28 @@ def test_form_signs_and_the_sender_role_become_features() -> None:
     assert "!role:buyer" not in features(pitch, analyse(pitch))
 
 
-def test_lead_wins_a_close_call_but_not_a_clear_one() -> None:
-    close = {"lead": 0.2, "support": 0.7, "other": 0.1}
-    clear = {"lead": 0.01, "support": 0.98, "other": 0.01}
-    assert best(close, close) == "lead"
-    assert best(clear, clear) == "support"
-    assert best({"lead": 0.0, "vendor": 0.6, "other": 0.4}, ("lead", "vendor", "other")) == "vendor"
-
-
 def _fixed(shares: dict[str, float]) -> OfflineClassifier:
     """A classifier whose text model gives every message the same category shares."""
     rest = (1.0 - sum(shares.values())) / (len(CATEGORIES) - len(shares))
-    prior = [math.log(shares.get(c, rest)) for c in CATEGORIES]
-    return OfflineClassifier(Model(prior=prior, weights={}), LANGS, "en", 1500)
+    bias = [math.log(shares.get(c, rest)) for c in CATEGORIES]
+    return OfflineClassifier(LinearModel(bias, {}), LANGS, "en", 1500)
 
 
-def test_a_lead_won_only_by_the_tilt_keeps_its_own_low_confidence() -> None:
+def test_a_lead_that_loses_a_close_call_is_a_lead_for_review() -> None:
     email = mail("Tomorrow", "Hello,\nsee you tomorrow at ten.\nRegards\nEmma Stone")
-    tilted = _fixed({"lead": 0.15, "support": 0.6}).classify(email)
-    assert tilted.category == "lead"
-    assert tilted.confidence < 0.3  # below any review threshold: a person looks at it
-    clear = _fixed({"lead": 0.02, "support": 0.75}).classify(email)
-    assert clear.category == "support"
-    assert clear.confidence > 0.6  # the tilt does not water down the other categories
+    close = _fixed({"lead": 0.3, "support": 0.6}).classify(email)
+    assert (close.category, close.confidence) == ("lead", pytest.approx(0.3, abs=1e-3))
+    assert close.review_reason is not None and "may be a lead" in close.review_reason
+    clear = _fixed({"lead": 0.05, "support": 0.75}).classify(email)
+    assert (clear.category, clear.review_reason) == ("support", None)
+    assert clear.confidence == pytest.approx(0.75, abs=1e-3)
+
+
+def test_the_lead_floor_is_inclusive() -> None:
+    email = mail("Tomorrow", "Hello,\nsee you tomorrow at ten.\nRegards\nEmma Stone")
+    at = _fixed({"lead": 0.3, "support": 0.6})
+    p_lead = at.probabilities(email)[0]["lead"]
+    at.lead_floor = p_lead
+    assert at.classify(email).category == "lead"
+    at.lead_floor = p_lead + 1e-9
+    assert at.classify(email).category == "support"

@@ -79,8 +79,9 @@ def test_a_second_run_does_nothing_new(tmp_path: Path) -> None:
 
 def test_leads_rotate_and_language_picks_the_pool(tmp_path: Path) -> None:
     bot = Bot(tmp_path)
-    for i in range(6):
-        bot.mail.add(raw_mail(f"Anfrage {i} [lead:de:0.9]" if i % 2 else f"Quote {i} [lead:en:0.9]"))
+    for i in range(6):  # six different prospects: nobody owns a contact yet
+        bot.mail.add(raw_mail(f"Anfrage {i} [lead:de:0.9]" if i % 2 else f"Quote {i} [lead:en:0.9]",
+                              sender=f"Prospect {i} <p{i}@prospect{i}.example>"))
     bot.cycle()
     assignees = [r["assignee"] for r in bot.audit.rows]
     assert assignees == ["alice@acme-pumps.example", "dieter@acme-pumps.example", "bob@acme-pumps.example",
@@ -124,17 +125,34 @@ def test_internal_mail_is_skipped_without_classification(tmp_path: Path) -> None
     assert bot.audit.rows[0]["prefilter"] == "internal"
 
 
-def test_a_thread_a_colleague_answered_is_not_reassigned(tmp_path: Path) -> None:
-    bot = Bot(tmp_path)
+def _answered_thread(bot: Bot, answerer: str) -> str:
     first = raw_mail("Pumps [lead:en:0.9]", msgid="<q1@prospect.example>")
-    ours = raw_mail("Re: Pumps", sender="Bob <bob@acme-pumps.example>", msgid="<r1@acme-pumps.example>",
+    ours = raw_mail("Re: Pumps", sender=answerer, msgid="<r1@acme-pumps.example>",
                     extra="In-Reply-To: <q1@prospect.example>\r\nReferences: <q1@prospect.example>\r\n")
     follow = raw_mail("Re: Pumps [lead:en:0.9]", msgid="<q2@prospect.example>",
                       extra="In-Reply-To: <r1@acme-pumps.example>\r\n"
                             "References: <q1@prospect.example> <r1@acme-pumps.example>\r\n")
     bot.mail.add(first, labels=("SENT",))  # an older conversation, already handled
     bot.mail.add(ours, labels=("SENT",))
-    pid = bot.mail.add(follow)
+    return bot.mail.add(follow)
+
+
+def test_a_follow_up_in_a_thread_a_salesperson_answered_goes_to_them_without_a_draft(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    pid = _answered_thread(bot, "Bob <bob@acme-pumps.example>")
+    bot.cycle()
+    assert bot.drafts() == []
+    [ping] = bot.notifier.sent
+    assert ping["assignee_email"] == "bob@acme-pumps.example"
+    row = bot.audit.rows[0]
+    assert row["assignee"] == "bob@acme-pumps.example" and "bob@acme-pumps.example answered" in row["reasons"]
+    assert "INBOX" in bot.labels(pid)  # the conversation stays where Bob sees it
+    assert bot.ledger.rotation("inside_sales")["bob@acme-pumps.example"] >= 1  # it counts as his lead
+
+
+def test_a_thread_a_colleague_outside_the_pools_answered_is_left_alone(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    pid = _answered_thread(bot, "Boss <boss@acme-pumps.example>")
     bot.cycle()
     assert bot.drafts() == [] and bot.notifier.sent == []
     row = bot.audit.rows[0]

@@ -122,7 +122,7 @@ def test_bounce_by_sender_or_subject(sender: str, subject: str) -> None:
 
 @pytest.mark.parametrize("headers", [
     "Auto-Submitted: auto-replied\r\n",
-    "Auto-Submitted: auto-generated; owner-email=x@y.example\r\n",
+    "Auto-Submitted: auto-notified\r\n",
     "X-Autoreply: yes\r\n",
     "X-Autorespond: Out of office\r\n",
     "Precedence: auto_reply\r\n",
@@ -135,6 +135,13 @@ def test_auto_reply_by_header(headers: str) -> None:
 
 def test_auto_submitted_no_is_not_an_auto_reply() -> None:
     assert run(mail(headers="Auto-Submitted: no\r\n")).rule is None
+    assert run(mail(headers="Auto-Submitted: No\r\n")).rule is None
+
+
+def test_machine_made_mail_that_relays_a_person_is_left_to_the_classifier() -> None:
+    """A website form or a procurement portal sends "auto-generated" mail; the request in it is a person's."""
+    result = run(mail(subject="New form submission", headers="Auto-Submitted: auto-generated\r\n"))
+    assert result.rule is None and result.outcome == "classify"
     assert run(mail(headers="X-Autoreply: no\r\n")).rule is None
 
 

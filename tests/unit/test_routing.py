@@ -118,3 +118,46 @@ def test_colleague_replied_only_after_an_inbound_message() -> None:
     assert colleague_replied([tm("x@c.example"), tm("sales@acme-pumps.example", draft=True)], ours, []) is None
     assert colleague_replied([tm("x@c.example"), tm("agent@partner.example")], ours, ["agent@partner.example"]) \
         == "agent@partner.example"
+
+
+def _routing(*pools: Pool) -> RoutingConfig:
+    return RoutingConfig(default_pool=pools[0].name, rfq_pool=None, language_pools={"de": "dach"},
+                         pools={p.name: p for p in pools}, colleagues=())
+
+
+def test_a_lead_stays_with_its_owner_and_counts_as_their_turn() -> None:
+    from bot.routing import stay_with
+
+    sales = Pool("sales", (member("a"), member("b"), member("c")), ("field@acme-pumps.example",))
+    cfg = _routing(sales)
+    rotation = {"sales": {"a@acme-pumps.example": 1, "b@acme-pumps.example": 2, "c@acme-pumps.example": 3}}
+    lead = Classification("lead", 0.9, "en", "offline")
+    got = stay_with(cfg, "a@acme-pumps.example", lead, rotation, date(2026, 11, 23), "this thread is theirs")
+    assert got is not None
+    assignment, turn = got
+    assert assignment.assignee is not None and assignment.assignee.email == "a@acme-pumps.example"
+    assert assignment.cc == ("field@acme-pumps.example",) and "this thread is theirs" in assignment.reason
+    assert (turn.member, turn.turn) == ("a@acme-pumps.example", 4)  # to the back of the queue: fair
+    rotation["sales"]["a@acme-pumps.example"] = turn.turn
+    assert next_member(sales, rotation["sales"], date(2026, 11, 23)).member == "b@acme-pumps.example"
+
+
+def test_an_owner_who_is_away_or_gone_does_not_keep_the_lead() -> None:
+    from bot.config import Away
+    from bot.routing import stay_with
+
+    away = Away(date(2026, 11, 20), date(2026, 11, 23))
+    cfg = _routing(Pool("sales", (member("a", (away,)), member("b")), ()))
+    lead = Classification("lead", 0.9, "en", "offline")
+    assert stay_with(cfg, "a@acme-pumps.example", lead, {}, date(2026, 11, 23), "x") is None  # last day away
+    assert stay_with(cfg, "a@acme-pumps.example", lead, {}, date(2026, 11, 24), "x") is not None
+    assert stay_with(cfg, "left@acme-pumps.example", lead, {}, date(2026, 11, 24), "x") is None
+
+
+def test_an_owner_in_two_pools_takes_the_turn_in_the_pool_the_lead_would_go_to() -> None:
+    from bot.routing import stay_with
+
+    cfg = _routing(Pool("sales", (member("a"), member("b")), ()), Pool("dach", (member("b"), member("d")), ()))
+    german = Classification("lead", 0.9, "de", "offline")
+    got = stay_with(cfg, "b@acme-pumps.example", german, {}, date(2026, 11, 23), "x")
+    assert got is not None and got[1].pool == "dach"
