@@ -68,7 +68,9 @@ def test_status_shows_the_last_cycle_and_whose_turn_is_next(demo: Path) -> None:
     totals = {p["email"]: p["total"] for p in inside["people"]}
     waiting = min(totals.values())
     assert inside["next"] in {e for e, n in totals.items() if n == waiting}  # the least-assigned is next
-    assert sum(p["this_week"] for pool in data["pools"] for p in pool["people"]) in (0, 15)  # week boundary aside
+    assigned = sum(p["total"] for pool in data["pools"] for p in pool["people"])
+    assert assigned >= 10  # the demo's leads not in review (and the follow-up Bob owns)
+    assert sum(p["this_week"] for pool in data["pools"] for p in pool["people"]) in (0, assigned)  # week boundary
     assert data["last_outcome"] == "ok" and data["outbox"] == {}
 
 

@@ -60,9 +60,9 @@ def test_demo_run_processes_everything_once(tmp_path: Path) -> None:
     assert (state / "ledger.sqlite3").exists()
     assert oct((state / "ledger.sqlite3").stat().st_mode & 0o777) == "0o600"
     assert oct(state.stat().st_mode & 0o777) == "0o700"
-    # the follow-up in a thread our colleague answered stays unassigned, without a draft
-    follow = [r for r in rows if "colleague_replied" in r["reasons"]]
-    assert follow and all(not r["assignee"] and not r["draft_id"] for r in follow)
+    # the thread Bob answered is his: assigned to him without a draft
+    follow = [r for r in rows if "bob@acme-pumps.example answered in this thread" in r["reasons"]]
+    assert follow and all(r["assignee"] == "bob@acme-pumps.example" and not r["draft_id"] for r in follow)
     # The row says what really happened, and how to find the message: HubSpot is off, the console notifies.
     assert (state / "audit.csv").read_bytes().startswith(b"\xef\xbb\xbfprocessed_at,")  # Excel reads it as UTF-8
     assert not any("crm" in r["actions"] for r in rows)

@@ -77,7 +77,9 @@ def test_a_colleague_with_the_inbox_on_cc_and_one_before_the_bot_saw_the_lead(bo
     late = bot.deliver(LEAD_SUBJECT)
     bot.cycle()  # the first look reads every tracked thread: Bob's answer is found
     assert tracked(bot, early) == ("answered", "bob@acme-pumps.example")
-    assert bot.ledger.get(early).record["decision"]["action"] == "colleague_replied"
+    decision = bot.ledger.get(early).record["decision"]  # Bob answered first: the lead is his, without a draft
+    assert (decision["action"], decision["draft"], decision["assignee"]["email"]) == \
+        ("assign", False, "bob@acme-pumps.example")
     answer(bot, late, "Rep <rep@agency.example>", minutes=120, labels=("INBOX", "UNREAD"))
     bot.cycle()
     assert tracked(bot, late) == ("answered", "rep@agency.example")

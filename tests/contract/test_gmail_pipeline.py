@@ -370,7 +370,7 @@ def test_a_label_a_person_deleted_is_recreated_and_used(bot: GmailBot) -> None:
     assert [lab["name"] for lab in bot.gm.labels.values()].count(bot.label("lead")) == 1
 
 
-def test_a_thread_a_colleague_answered_gets_no_draft_and_no_assignee(bot: GmailBot) -> None:
+def test_a_thread_a_salesperson_answered_is_theirs_without_a_draft(bot: GmailBot) -> None:
     bot.deliver("Pumps [lead:en:0.9]", msgid="<q1@prospect.example>", labels=("UNREAD",))  # handled long ago
     bot.deliver("Re: Pumps", sender="Bob Nguyen <bob@acme-pumps.example>", msgid="<r1@acme-pumps.example>",
                 extra="In-Reply-To: <q1@prospect.example>\r\nReferences: <q1@prospect.example>\r\n",
@@ -382,13 +382,14 @@ def test_a_thread_a_colleague_answered_gets_no_draft_and_no_assignee(bot: GmailB
 
     bot.cycle()
 
-    assert bot.gm.drafts == {} and bot.notifier.sent == []
+    assert bot.gm.drafts == {} and [p["assignee_email"] for p in bot.notifier.sent] == ["bob@acme-pumps.example"]
     row = bot.ledger.get(follow)
-    assert row is not None and row.status == "done" and row.assignee == ""
+    assert row is not None and row.status == "done" and row.assignee == "bob@acme-pumps.example"
     (audit,) = bot.rows(follow)
-    assert audit["assignee"] == "" and "colleague_replied" in audit["reasons"]
+    assert audit["assignee"] == "bob@acme-pumps.example" and "bob@acme-pumps.example answered" in audit["reasons"]
     assert {"INBOX", bot.label("lead"), bot.cfg.labels.processed} <= bot.labels(follow)  # left for Bob to see
-    assert sum(bot.ledger.assignment_counts("inside_sales").values()) == 0
+    counts = bot.ledger.assignment_counts("inside_sales")
+    assert {p: n for p, n in counts.items() if n} == {"bob@acme-pumps.example": 1}  # it counts as his
 
 
 def test_drafts_are_threaded_replies_and_never_sent(bot: GmailBot) -> None:

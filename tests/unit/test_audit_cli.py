@@ -33,7 +33,7 @@ def test_show_and_unanswered_on_the_demo(tmp_path: Path, capsys: Any) -> None:
     capsys.readouterr()
     assert main(["--config", cfg, "audit", "show", BREWERY.strip("<>")]) == 0
     story = capsys.readouterr().out
-    assert "arrived from Pieter van Dijk" in story and "colleague_replied: bob@acme-pumps.example" in story
+    assert "arrived from Pieter van Dijk" in story and "bob@acme-pumps.example answered in this thread" in story
     assert "answered by bob@acme-pumps.example: 1.7 business hours (2.5 h)" in story
     assert main(["--config", cfg, "audit", "show", "m.hughes@northbridge-water.example"]) == 0
     story = capsys.readouterr().out

@@ -143,7 +143,8 @@ def test_answered_before_the_bot_saw_the_lead(tmp_path: Path) -> None:
     pid = bot.lead(date="Fri, 27 Nov 2026 08:00:00 +0000")  # 09:00 Berlin
     bot.reply(pid, "Bob Nguyen <bob@acme-pumps.example>", utc(2026, 11, 27, 10, 0))
     bot.cycle()  # at 14:00: the thread already holds Bob's answer
-    assert bot.row(pid)["actions"].startswith("label")  # colleague replied: no draft, no assignee
+    assert bot.row(pid)["actions"].startswith("assign bob@acme-pumps.example")  # Bob's lead, no draft
+    assert not bot.row(pid)["draft_id"]
     t = bot.tracked(pid)
     assert (t.status, t.answered_by, t.response_hours) == ("answered", "bob@acme-pumps.example", 2.0)
     assert bot.row(pid)["answered_by"] == "bob@acme-pumps.example"  # the row went out after the answer was found
