@@ -271,6 +271,15 @@ def test_mail_is_fenced_redacted_and_cannot_close_the_fence(fake: FakeOpenAI) ->
     assert second.splitlines()[0] != first.splitlines()[0]  # a new boundary per call
 
 
+def test_numbers_shaped_like_an_iban_or_card_never_leave_unmasked(fake: FakeOpenAI) -> None:
+    # Both fail their check digits (a typo); they are someone's account and card all the same.
+    body = "Please refund to IBAN PT50 0035 0000 0000 1234 5678 9, or card 4111 1111 1111 1112. Tel 415-555-0100"
+    LlmClassifier(make_cfg(fake.url), "Acme").classify(make_email(body=body))
+    sent = json.dumps(fake.bodies[0])
+    assert "PT50" not in sent and "1234 5678" not in sent and "4111" not in sent and "555-0100" not in sent
+    assert "IBAN [IBAN]," in user_text(fake.bodies[0]) and "card [CARD]." in user_text(fake.bodies[0])
+
+
 def test_a_bulk_mail_hint_is_passed_on(fake: FakeOpenAI) -> None:
     llm = LlmClassifier(make_cfg(fake.url), "Acme")
     llm.classify(make_email())
