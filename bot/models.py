@@ -109,6 +109,7 @@ class Classification:
     review_reason: str | None = None  # set -> review regardless of confidence
     fields: dict[str, Any] = field(default_factory=dict)  # product_interest, budget, timeline, ...
     usage: Usage = Usage()
+    phishing: str | None = None  # the phishing signals that fired, in words; set -> never handled as business mail
 
 
 @dataclass(frozen=True)
