@@ -91,6 +91,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    failed: int = 0  # calls that got no answer (timeout, connection or HTTP error), so no token count
 
 
 @dataclass(frozen=True)

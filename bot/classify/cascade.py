@@ -69,7 +69,7 @@ def _utcnow() -> datetime:
 
 def _add(a: Usage, b: Usage) -> Usage:
     return Usage(a.calls + b.calls, a.prompt_tokens + b.prompt_tokens, a.completion_tokens + b.completion_tokens,
-                 a.cost_usd + b.cost_usd)
+                 a.cost_usd + b.cost_usd, a.failed + b.failed)
 
 
 class CascadeClassifier:
@@ -153,9 +153,10 @@ class CascadeClassifier:
         except Exception as exc:  # an SDK or network error the adapter did not map: retried like an outage
             log.warning("LLM call failed: %s", type(exc).__name__)
             self.counts["failed"] += 1
-            self._account(Usage(calls=1))
+            unanswered = Usage(calls=1, failed=1)
+            self._account(unanswered)
             reason = type(exc).__name__
-            raise LlmUnavailable(reason, self._review(offline, f"LLM failed: {reason}", Usage(calls=1))) from None
+            raise LlmUnavailable(reason, self._review(offline, f"LLM failed: {reason}", unanswered)) from None
         self._account(result.usage)
         self.counts["llm"] += 1
         return replace(result, language=result.language or offline.language,
