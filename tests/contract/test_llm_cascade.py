@@ -17,6 +17,7 @@ from bot.state import Ledger
 from tests.contract.fake_openai import FakeOpenAI, answer_json, held, ok
 from tests.fake_mail import FakeMailProvider
 from tests.fakes import Clock, FakeAuditSink, KeywordClassifier, make_config, raw_mail
+from tests.integration.local_demo import run_demo
 
 LEAD = "Quote for 3 pumps [lead:en:0.95]"
 SPAM = "Cheap followers [spam:en:0.6]"
@@ -127,3 +128,12 @@ def test_a_slow_server_gets_one_request_and_the_cycle_goes_on(tmp_path: Path, fa
     report = inbox.cycle()
     assert report.processed == 3 and report.failed == 0 and fake.calls == 4
     assert sorted(r["category"] for r in inbox.audit.rows) == ["lead", "lead", "lead", "newsletter"]
+
+
+def test_the_demo_inbox_with_a_model_that_calls_everything_a_newsletter(tmp_path: Path, fake: FakeOpenAI) -> None:
+    # The run the README describes for a local server, with a model that lost its instructions and answers
+    # "newsletter, 1.0" to every mail: nothing the offline classifier calls business mail is trashed.
+    fake.default = ok(answer_json(category="newsletter", confidence=1.0))
+    run = run_demo(fake.url, "gpt-test", tmp_path)
+    assert run.processed == run.mails and run.unsafe == [] and fake.calls > 0
+    assert run.review_reasons["the LLM and the offline classifier disagree on whether this is business mail"] > 10
