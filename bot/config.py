@@ -224,6 +224,7 @@ class LlmConfig:
     redact: bool
     thread_cache_hours: float
     system_role: bool = True  # False: the instructions open the user message (chat templates with no system role)
+    max_timeout_seconds: float = 300.0  # the first call's limit; later limits follow the server's measured speed
 
 
 @dataclass(frozen=True)
@@ -552,7 +553,10 @@ def _llm(r: Reader) -> LlmConfig:
         redact=r.boolean("redact", True),
         thread_cache_hours=r.number("thread_cache_hours", 24, minimum=0),
         system_role=r.boolean("system_role", True),
+        max_timeout_seconds=r.number("max_timeout_seconds", 300, minimum=1, maximum=3600),
     )
+    if cfg.max_timeout_seconds < cfg.timeout_seconds:
+        r.problem("max_timeout_seconds", f"must be at least timeout_seconds ({cfg.timeout_seconds:g})")
     for i, c in enumerate(cfg.call_for_categories):
         if c not in CATEGORIES:
             r.problem(f"call_for_categories[{i}]", f"unknown category {c!r}")

@@ -240,26 +240,31 @@ def _field_scores(report: Report, rows: list[tuple[Label, dict[str, Any]]]) -> N
 
 def _llm_figures(cfg: Config, rows: list[tuple[Label, dict[str, Any]]], mix: Mix | None) -> dict[str, Any]:
     """LLM requests per 100 messages and input tokens per request: measured when the LLM is on (tokens as the
-    server counted them), else projected from the cascade rule with the request size estimated from its text."""
+    server counted them), else projected from the cascade rule with the request size estimated from its text.
+    A call that got no answer (timeout, error) counts as a call but has no size: it is left out of the tokens."""
     enabled = cfg.classify.llm.enabled
     asked = [(lab, line) for lab, line in rows
              if (int(line.get("llm_calls") or 0) if enabled else line.get("llm_wanted"))]
-    from_server = enabled and any(int(line.get("llm_input_tokens") or 0) for _, line in asked)
+    answered = [(lab, line) for lab, line in asked if not enabled or int(line.get("llm_calls") or 0) > int(
+        line.get("llm_failed_calls") or 0)]
+    from_server = enabled and any(int(line.get("llm_input_tokens") or 0) for _, line in answered)
     key = "llm_input_tokens" if from_server else "llm_input_estimate"  # a server may leave usage out
-    tokens = {lab.file: int(line.get(key) or 0) for lab, line in asked}
+    tokens = {lab.file: int(line.get(key) or 0) for lab, line in answered}
     sizes = sorted(tokens.values())
+    asked_files = {lab.file for lab, _ in asked}
     per_category: dict[str, dict[str, Any]] = {}
     for c in CATEGORIES:
         labelled = [lab.file for lab, _ in rows if lab.category == c]
         mine = [tokens[f] for f in labelled if f in tokens]
+        n_asked = sum(1 for f in labelled if f in asked_files)
         if labelled:
-            per_category[c] = {"messages": len(labelled), "asked": len(mine),
-                               "rate": round(len(mine) / len(labelled), 4),
+            per_category[c] = {"messages": len(labelled), "asked": n_asked, "rate": round(n_asked / len(labelled), 4),
                                "input_tokens_per_call": round(sum(mine) / len(mine), 1) if mine else None}
     figures: dict[str, Any] = {
         "source": "measured" if enabled else "projected (LLM off: what the cascade would send)",
         "tokens_source": "as the server counted them" if from_server else token_counter()[1],
         "calls": len(asked), "calls_per_100": round(100 * len(asked) / len(rows), 2),
+        "failed_calls": sum(int(line.get("llm_failed_calls") or 0) for _, line in asked),
         "input_tokens_per_call": round(sum(sizes) / len(sizes), 1) if sizes else None,
         "input_tokens_median": sizes[len(sizes) // 2] if sizes else None,
         "input_tokens_max": sizes[-1] if sizes else None,
@@ -442,9 +447,12 @@ def _llm_lines(llm: dict[str, Any]) -> list[str]:
         on_mix = (f"; {n(llm['calls_per_100_mix'])} per 100 on the {llm['mix']!r} mix" +
                   (f" (categories missing from this set: {', '.join(llm['missing_in_set'])})"
                    if llm["missing_in_set"] else ""))
+    failed = (f"; {llm['failed_calls']} got no answer (timeout or error), not counted in the tokens"
+              if llm["failed_calls"] else "")
     return [
-        f"LLM calls, {llm['source']}: {llm['calls']}, {n(llm['calls_per_100'])} per 100 messages of this set{on_mix}",
-        f"LLM input tokens per call ({llm['tokens_source']}): mean {n(llm['input_tokens_per_call'])}, "
+        f"LLM calls, {llm['source']}: {llm['calls']}, {n(llm['calls_per_100'])} per 100 messages of this set{on_mix}"
+        f"{failed}",
+        f"LLM input tokens per call answered ({llm['tokens_source']}): mean {n(llm['input_tokens_per_call'])}, "
         f"median {n(llm['input_tokens_median'])}, max {n(llm['input_tokens_max'])}",
         "LLM calls by labelled category: " + ", ".join(
             f"{c} {v['asked']}/{v['messages']}" for c, v in llm["per_category"].items()),

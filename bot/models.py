@@ -93,6 +93,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    failed: int = 0  # calls that got no answer (timeout, connection or HTTP error), so no token count
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class Classification:
     review_reason: str | None = None  # set -> review regardless of confidence
     fields: dict[str, Any] = field(default_factory=dict)  # product_interest, budget, timeline, ...
     usage: Usage = Usage()
+    phishing: str | None = None  # the phishing signals that fired, in words; set -> never handled as business mail
 
 
 @dataclass(frozen=True)

@@ -666,7 +666,7 @@ def classify_files(cfg: Config, items: Iterable[tuple[str, bytes | Exception]]) 
             "person_name": c.person_name, "person_email": c.person_email, "company": c.company,
             "technical_rfq": c.technical_rfq, "summary": c.summary,
             "llm_calls": c.usage.calls, "llm_tokens": c.usage.prompt_tokens + c.usage.completion_tokens,
-            "llm_input_tokens": c.usage.prompt_tokens,
+            "llm_input_tokens": c.usage.prompt_tokens, "llm_failed_calls": c.usage.failed,
             # What the cascade rule asks for this mail and the estimated size of that request, LLM on or off:
             # how `eval` projects LLM use without a server.
             "llm_wanted": wanted, "llm_input_estimate": request_tokens(

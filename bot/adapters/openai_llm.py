@@ -1,8 +1,16 @@
 """Classifier backed by an OpenAI or OpenAI-compatible chat model (OpenAI, Ollama, vLLM, llama.cpp).
 
-One request per mail, retried only by the client itself (max_retries). The answer is checked field by field:
-nothing the model says is trusted beyond what the schema allows, and an address it "extracts" must appear in
-the mail. Every way a call can go wrong ends in LlmFailure, which the cascade turns into a review.
+One request per mail, retried only by the client itself (max_retries), and never after a timeout. The answer is
+checked field by field: nothing the model says is trusted beyond what the schema allows, and an address it
+"extracts" must appear in the mail. Every way a call can go wrong ends in LlmFailure, which the cascade turns into
+a review (a bad answer) or a wait (a server that is down, slow or busy).
+
+Time limits follow the server. The first call may take max_timeout_seconds; each answer's time and tokens give
+the server's speed, and a call's limit is SAFETY times what that speed predicts for the request with the longest
+answer allowed, within [timeout_seconds, max_timeout_seconds]. A local server with one slot keeps computing a
+request its client gave up on, so a request sent after a timeout would only queue behind it: after a timeout the
+next call first asks for the model list (which llama.cpp's Python server answers only when idle) and is not sent
+while the server is still busy.
 """
 
 from __future__ import annotations
@@ -10,6 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +37,10 @@ log = logging.getLogger(__name__)
 
 WRAPPED_REVIEW = "LLM answer was fenced or wrapped in text, not the bare JSON asked for"
 MAX_OUTPUT_TOKENS = 600  # a full answer is about 150 tokens; the cap bounds the cost of a rambling model
+SAFETY = 3  # a call's limit: this many times what the measured speed predicts for its longest possible answer
+SPEED_WINDOW = 8  # the slowest of this many recent answers sets the speed: a shared machine's load varies
+PROBE_SECONDS = 5.0
+DROPPED_SHARE = 0.6  # a server that counts less than this share of the tokens sent has dropped part of the request
 _FENCED = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DOMAIN = re.compile(r"^(?:[a-z0-9-]+\.)+[a-z]{2,}$")
@@ -42,43 +57,100 @@ def _no_pointless_retries(response: httpx2.Response) -> None:
             response.headers["x-should-retry"] = "false"
 
 
+class _TimeoutsNotRetried(httpx2.Client):
+    """The openai client retries a timed-out request, which a one-slot local server queues behind the request it is
+    still computing. It passes an OpenAIError raised by the HTTP client on unretried (openai/_base_client.py)."""
+
+    def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
+        try:
+            return super().send(request, **kwargs)
+        except httpx2.TimeoutException as exc:
+            raise openai.APITimeoutError(request=request) from exc
+
+
 def make_client(cfg: LlmConfig) -> openai.OpenAI:
-    http_client = openai.DefaultHttpx2Client(event_hooks={"response": [_no_pointless_retries]})
+    http_client = _TimeoutsNotRetried(timeout=cfg.max_timeout_seconds, limits=openai.DEFAULT_CONNECTION_LIMITS,
+                                      follow_redirects=True, event_hooks={"response": [_no_pointless_retries]})
     return openai.OpenAI(api_key=cfg.api_key or "sk-local-none", base_url=cfg.base_url,
-                         timeout=cfg.timeout_seconds, max_retries=cfg.max_retries, http_client=http_client)
+                         timeout=cfg.max_timeout_seconds, max_retries=cfg.max_retries, http_client=http_client)
 
 
 class LlmClassifier:
     """Classifier protocol, except that it raises LlmFailure (bot.classify.cascade) instead of guessing."""
 
     def __init__(self, cfg: LlmConfig, company: str, text_chars: int = 1500,
-                 client: openai.OpenAI | None = None) -> None:
+                 client: openai.OpenAI | None = None, timer: Callable[[], float] = time.monotonic) -> None:
         self.name = f"llm:{cfg.model}"
         self._cfg = cfg
         self._company = company
         self._text_chars = text_chars
         self._client = client or make_client(cfg)
+        self._timer = timer
         self._mode = "json_schema" if cfg.mode == "auto" else cfg.mode
         self._dropped: set[str] = set()  # request parameters this server rejected once
         self._sent = 0  # estimated input tokens of the last request
         self._warned = False
+        self._seconds_per_token: deque[float] = deque(maxlen=SPEED_WINDOW)
+        self._unmeasured_limit = cfg.max_timeout_seconds  # while no speed is known
+        self._limit = cfg.max_timeout_seconds  # of the last call
+        self._abandoned = 0.0  # the limit of a call that timed out and may still be running on the server; 0: none
 
     @property
     def mode(self) -> str:
         return self._mode
 
+    def limit_for(self, request_tokens: int) -> float:
+        """The time limit of a call sending this many tokens, from the server's measured speed."""
+        if not self._seconds_per_token:
+            return self._unmeasured_limit
+        predicted = max(self._seconds_per_token) * (request_tokens + MAX_OUTPUT_TOKENS)
+        return min(max(SAFETY * predicted, self._cfg.timeout_seconds), self._cfg.max_timeout_seconds)
+
     def classify(self, email: Email, hint: PrefilterResult | None = None) -> Classification:
+        if self._abandoned and self._still_busy():
+            raise LlmFailure("the LLM server is still busy with a request that timed out",
+                             pause_seconds=self._abandoned)
         for _ in range(3):  # each adaptation below happens at most once per process
+            started = self._timer()
             try:
                 completion = self._complete(email, hint)
+            except openai.APITimeoutError:
+                raise self._timed_out() from None
             except (openai.BadRequestError, openai.UnprocessableEntityError, openai.InternalServerError) as err:
                 if not self._adapt(err):
                     raise _failure(err) from err
                 continue
             except openai.OpenAIError as err:
                 raise _failure(err) from err
-            return self._classification(email, completion)
+            self._abandoned = 0.0
+            usage = usage_of(completion, self._cfg, self._sent)
+            if usage.prompt_tokens + usage.completion_tokens:
+                self._seconds_per_token.append((self._timer() - started) / (usage.prompt_tokens +
+                                                                           usage.completion_tokens))
+            return self._classification(email, completion, usage)
         raise LlmFailure("the server rejected every request format")
+
+    def _timed_out(self) -> LlmFailure:
+        """The server is slower than measured, or hung: forget its speed, allow the next call twice as long, and
+        wait as long again before asking it anything (the request may still be running there)."""
+        limit = self._abandoned = self._limit
+        self._seconds_per_token.clear()
+        self._unmeasured_limit = min(2 * limit, self._cfg.max_timeout_seconds)
+        log.warning("the LLM server gave no answer within %.3g s; the next call may take %.3g s (at most "
+                    "classify.llm.max_timeout_seconds)", limit, self._unmeasured_limit)
+        return LlmFailure(f"timeout after {limit:.3g} s", Usage(calls=1, failed=1), pause_seconds=limit)
+
+    def _still_busy(self) -> bool:
+        """Whether the server is still computing a request that timed out. llama.cpp's Python server answers the
+        model list only when idle; servers that answer it at once cancel a request whose client left."""
+        probe = self._client.with_options(timeout=min(PROBE_SECONDS, self._cfg.timeout_seconds), max_retries=0)
+        try:
+            probe.models.list()
+        except openai.APITimeoutError:
+            return True
+        except openai.OpenAIError:
+            pass  # no model list here, or the server is down: the call itself will tell
+        return False
 
     def _complete(self, email: Email, hint: PrefilterResult | None) -> ChatCompletion:
         schema = response_schema()
@@ -86,6 +158,7 @@ class LlmClassifier:
                                        describe_schema=self._mode == "json_object", hint=hint,
                                        system_role=self._cfg.system_role)
         self._sent = estimate_tokens(messages)
+        self._limit = self.limit_for(self._sent)
         response_format: Any = (
             {"type": "json_schema", "json_schema": {"name": "triage", "strict": True, "schema": schema}}
             if self._mode == "json_schema" else {"type": "json_object", "schema": schema})
@@ -95,7 +168,7 @@ class LlmClassifier:
         if "max_tokens" not in self._dropped:
             extra["max_tokens"] = MAX_OUTPUT_TOKENS
         return self._client.chat.completions.create(
-            model=self._cfg.model, messages=messages, response_format=response_format, **extra)
+            model=self._cfg.model, messages=messages, response_format=response_format, timeout=self._limit, **extra)
 
     def _adapt(self, err: openai.APIStatusError) -> bool:
         """Adjust to a server that rejected part of the request; False when there is nothing left to adjust.
@@ -116,13 +189,18 @@ class LlmClassifier:
                 return True
         return False
 
-    def _classification(self, email: Email, completion: ChatCompletion) -> Classification:
-        usage = usage_of(completion, self._cfg, self._sent)
-        if self._cfg.system_role and 0 < usage.prompt_tokens < 0.6 * self._sent and not self._warned:
-            # Far fewer tokens than were sent: the server's chat template has likely dropped the instructions.
-            self._warned = True
-            log.warning("the LLM server counted %d input tokens for a request of about %d: its chat template may "
-                        "drop the system message; set classify.llm.system_role: false", usage.prompt_tokens, self._sent)
+    def _classification(self, email: Email, completion: ChatCompletion, usage: Usage) -> Classification:
+        if 0 < usage.prompt_tokens < DROPPED_SHARE * self._sent:
+            # The model never saw part of the request: most likely the instructions (a chat template without a
+            # system role drops them), so its answer says nothing about the mail, however sure it sounds.
+            if not self._warned:
+                self._warned = True
+                log.error("the LLM server counted %d input tokens for a request of about %d and dropped the rest; "
+                          "every answer goes to review. %s", usage.prompt_tokens, self._sent,
+                          "Its chat template may drop the system message: set classify.llm.system_role: false"
+                          if self._cfg.system_role else "Is its context (n_ctx) too small?")
+            raise LlmFailure(f"the server dropped part of the request (counted {usage.prompt_tokens} input tokens "
+                             f"of about {self._sent})", usage)
         try:
             answer, wrapped = parse_answer(completion)
         except LlmFailure as exc:
@@ -149,9 +227,7 @@ def usage_of(completion: ChatCompletion, cfg: LlmConfig, sent_estimate: int = 0)
 def _failure(err: openai.OpenAIError) -> LlmFailure:
     """The reason in words, and how long asking again is pointless (the cascade pauses the LLM that long)."""
     reason, pause = type(err).__name__, 0.0
-    if isinstance(err, openai.APITimeoutError):
-        reason, pause = "timeout", 120
-    elif isinstance(err, openai.APIConnectionError):
+    if isinstance(err, openai.APIConnectionError):
         reason, pause = "cannot connect to the LLM server", 120
     elif isinstance(err, openai.RateLimitError) and err.code == "insufficient_quota":
         reason, pause = "quota exhausted (insufficient_quota)", 1800
@@ -161,7 +237,7 @@ def _failure(err: openai.OpenAIError) -> LlmFailure:
         reason, pause = f"not authorised ({err.status_code})", 1800  # the message may quote part of the key
     elif isinstance(err, openai.APIStatusError):
         reason, pause = f"HTTP {err.status_code}: {str(err.message)[:160]}", 120 if err.status_code >= 500 else 0
-    return LlmFailure(reason, Usage(calls=1), pause)
+    return LlmFailure(reason, Usage(calls=1, failed=1), pause)
 
 
 def parse_answer(completion: ChatCompletion) -> tuple[dict[str, Any], bool]:

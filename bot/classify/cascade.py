@@ -2,8 +2,10 @@
 
 The LLM is asked when the offline result is unsure or of a category worth extracting fields for, unless the
 same thread was classified recently, the day's budget is spent, or the LLM server failed a moment ago. Every
-way the LLM can fail ends in the offline result with a review reason, never in an exception. Independently of
-any classifier, mail that tries to instruct the bot is sent to review.
+way the LLM can fail ends in the offline result with a review reason, never in an exception. A trash or a draft
+never rests on the LLM alone: when it and the offline classifier disagree about whether a mail is business mail
+or spam/newsletter, the mail goes to review, and so does business mail the phishing signals fired on.
+Independently of any classifier, mail that tries to instruct the bot is sent to review.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def _utcnow() -> datetime:
 
 def _add(a: Usage, b: Usage) -> Usage:
     return Usage(a.calls + b.calls, a.prompt_tokens + b.prompt_tokens, a.completion_tokens + b.completion_tokens,
-                 a.cost_usd + b.cost_usd)
+                 a.cost_usd + b.cost_usd, a.failed + b.failed)
 
 
 class CascadeClassifier:
@@ -80,7 +82,8 @@ class CascadeClassifier:
         self._offline, self._llm, self._memory = offline, llm, memory
         self._cfg, self._threshold, self._clock = cfg, threshold, clock
         self.totals = Usage()
-        self.counts = {"llm": 0, "cache": 0, "budget": 0, "failed": 0, "paused": 0, "injection": 0}
+        self.counts = {"llm": 0, "cache": 0, "budget": 0, "failed": 0, "paused": 0, "injection": 0, "disagreed": 0,
+                       "phishing": 0}
         self._day, self._day_baseline, self._day_spent = "", 0.0, 0.0
         self._paused_until: datetime | None = None
         self._pause_reason = ""
@@ -92,7 +95,25 @@ class CascadeClassifier:
         except LlmUnavailable as exc:
             raise LlmUnavailable(str(exc).removeprefix("LLM unavailable: "),
                                  self._flag_injection(email, exc.fallback)) from None
-        return self._flag_injection(email, result)
+        return self._flag_injection(email, self._second_opinion(offline, result))
+
+    def _second_opinion(self, offline: Classification, result: Classification) -> Classification:
+        """Review instead of acting when the deciding answer is contradicted by the offline side."""
+        result = replace(result, phishing=offline.phishing)
+        reason = None
+        if result.classifier != offline.classifier and (result.category in DISPOSABLE) != (
+                offline.category in DISPOSABLE):
+            # An LLM that lost its instructions or was talked round answers with full confidence: one answer alone
+            # must not trash a lead nor draft a reply to spam.
+            self.counts["disagreed"] += 1
+            reason = (f"the LLM ({result.category}) and the offline classifier ({offline.category} "
+                      f"{offline.confidence:.2f}) disagree on whether this is business mail")
+        elif offline.phishing and result.category not in DISPOSABLE:
+            self.counts["phishing"] += 1
+            reason = f"phishing signals ({offline.phishing}) on mail classified as {result.category}"
+        if reason is None:
+            return result
+        return replace(result, review_reason=result.review_reason or reason, reasons=(*result.reasons, reason))
 
     def _flag_injection(self, email: Email, result: Classification) -> Classification:
         rule = detect_injection(email)
@@ -132,9 +153,10 @@ class CascadeClassifier:
         except Exception as exc:  # an SDK or network error the adapter did not map: retried like an outage
             log.warning("LLM call failed: %s", type(exc).__name__)
             self.counts["failed"] += 1
-            self._account(Usage(calls=1))
+            unanswered = Usage(calls=1, failed=1)
+            self._account(unanswered)
             reason = type(exc).__name__
-            raise LlmUnavailable(reason, self._review(offline, f"LLM failed: {reason}", Usage(calls=1))) from None
+            raise LlmUnavailable(reason, self._review(offline, f"LLM failed: {reason}", unanswered)) from None
         self._account(result.usage)
         self.counts["llm"] += 1
         return replace(result, language=result.language or offline.language,

@@ -1,9 +1,11 @@
 """Mask personal numbers in mail text before it leaves the machine for an LLM.
 
-Masked: IBANs (mod-97 checked), payment-card numbers (Luhn checked), phone and fax numbers, German tax ids
-(Steuer-ID, Steuernummer) and US social security numbers. Email addresses are kept on purpose: the classifier
-extracts the contact's address and a masked one would be useless. VAT ids (DE123456789) are kept too: they
-identify a company, not a person, and are printed on every business letter.
+Masked: IBANs, payment-card numbers, phone and fax numbers, German tax ids (Steuer-ID, Steuernummer) and US
+social security numbers. IBANs and card numbers are masked by their shape, whether their check digits add up or
+not: a mistyped account or card number is still someone's personal data (long order and tracking numbers are
+masked with them). Email addresses are kept on purpose: the classifier extracts the contact's address and a
+masked one would be useless. VAT ids (DE123456789) are kept too: they identify a company, not a person, and are
+printed on every business letter.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import re
 # quadratic time on a long run of letters without an "@", and mail text is attacker-controlled.
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+# Card numbers never start with 0, and a "+" or "00" in front makes the digits a phone number.
+_CARD = re.compile(r"(?<![\d+-])[1-9](?:[ -]?\d){12,18}(?![\d-])")
 _TAX_LABELLED = re.compile(
     r"(?i)\b(steuer-?id(?:entifikationsnummer)?|identifikationsnummer|id-?nr\.?|steuer-?nr\.?|steuernummer|"
     r"st\.-?nr\.?|tax\s*id|tin)(\W{0,4})(\d[\d /]{6,16}\d)")
@@ -28,6 +31,8 @@ _PHONE = re.compile(
     r"(?:(?<=[\s:(])|^)"
     r"(?:(?:\+|00)\d{1,3}[\s./-]?(?:\(0?\d{1,5}\)[\s./-]?)?|\(0\d{1,5}\)[\s./-]?|0\d{1,5}[\s./-]?)"
     r"\d[\d\s./-]{3,14}\d(?!\d)", re.MULTILINE)
+# North American numbers written without a country code: (415) 555-0100, 415-555-0100, 415.555.0100.
+_PHONE_NANP = re.compile(r"(?<![\w.+/-])(?:\(\d{3}\) ?|\d{3}[.-])\d{3}[.-]\d{4}(?![\w/-])")
 _PHONE_AFTER_LABEL = re.compile(r"(\b" + _PHONE_LABEL + r")(\d[\d\s./()-]{5,18}\d)(?!\d)")
 
 
@@ -35,47 +40,28 @@ def _digits(s: str) -> str:
     return "".join(ch for ch in s if ch.isdigit())
 
 
-def luhn_ok(number: str) -> bool:
-    digits = [int(c) for c in _digits(number)]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return len(digits) >= 13 and total % 10 == 0
-
-
-def iban_ok(candidate: str) -> bool:
-    s = candidate.replace(" ", "")
-    if not 15 <= len(s) <= 34:
-        return False
-    moved = s[4:] + s[:4]
-    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
-
-
 def _phone_like(s: str) -> bool:
-    n = len(_digits(s))
+    n = len(_digits(s.strip().removeprefix("00")))
     return 7 <= n <= 15 and not _DATE.fullmatch(s.strip())
 
 
 def _iban(m: re.Match[str]) -> str:
-    # The pattern may run on into a following word ("... 3000 BIC"): drop trailing groups until it checks out.
+    # The pattern may run on into the words after it ("... 3000 BIC COBADEFFXXX"): those hold no digit.
     parts = m.group().split(" ")
-    for k in range(len(parts), 0, -1):
-        candidate = " ".join(parts[:k])
-        if iban_ok(candidate):
-            return "[IBAN]" + m.group()[len(candidate):]
-    return m.group()
+    while len(parts) > 1 and not any(ch.isdigit() for ch in parts[-1]):
+        parts.pop()
+    return "[IBAN]" + m.group()[len(" ".join(parts)):]
 
 
 def _redact_segment(text: str) -> str:
     text = _IBAN.sub(_iban, text)
-    text = _CARD.sub(lambda m: "[CARD]" if luhn_ok(m.group()) else m.group(), text)
+    text = _CARD.sub("[CARD]", text)
     text = _TAX_LABELLED.sub(lambda m: f"{m.group(1)}{m.group(2)}[TAXID]", text)
     text = _STEUERNUMMER.sub("[TAXID]", text)
     text = _SSN.sub("[SSN]", text)
     text = _PHONE_AFTER_LABEL.sub(lambda m: m.group(1) + "[PHONE]" if _phone_like(m.group(2)) else m.group(), text)
-    return _PHONE.sub(lambda m: "[PHONE]" if _phone_like(m.group()) else m.group(), text)
+    text = _PHONE.sub(lambda m: "[PHONE]" if _phone_like(m.group()) else m.group(), text)
+    return _PHONE_NANP.sub("[PHONE]", text)
 
 
 def redact(text: str) -> str:

@@ -2,6 +2,8 @@
 
 Each test queues the answers the server gives, in order; once the script runs out, the default answer is
 repeated. Every request is kept (arrival time and JSON body) so tests can count calls and check what was sent.
+Like llama.cpp's Python server it has one slot: the FakeServer runs one handler at a time, so GET /v1/models is
+answered only once the completion being computed is done.
 """
 
 from __future__ import annotations
@@ -60,6 +62,14 @@ def ok(answer: dict[str, Any] | None = None, **kw: Any) -> Response:
     return Response(200, completion(json.dumps(answer if answer is not None else answer_json()), **kw))
 
 
+def held(release: threading.Event) -> Callable[[Request], Response]:
+    """An answer the one-slot server computes until the test sets `release` (a slow or hung local model)."""
+    def answer(req: Request) -> Response:
+        release.wait(10)
+        return ok()
+    return answer
+
+
 def error(status: int, message: str, code: str | None = None, type_: str = "invalid_request_error",
           param: str | None = None, headers: dict[str, str] | None = None) -> Response:
     return Response(status, {"error": {"message": message, "type": type_, "param": param, "code": code}},
@@ -77,6 +87,8 @@ class FakeOpenAI:
 
     def __post_init__(self) -> None:
         self.server.route("POST", r"/v1/chat/completions", self._handle)
+        self.server.route("GET", r"/v1/models", lambda req: Response(200, {"object": "list", "data": [
+            {"id": "gpt-test", "object": "model", "created": 1_700_000_000, "owned_by": "me"}]}))
 
     @property
     def url(self) -> str:
@@ -108,6 +120,22 @@ class FakeOpenAI:
         with self.server.lock:
             self.server.log.clear()
             self.server.faults.clear()
+
+    def read_timeouts(self) -> list[float]:
+        """The time limit the client gave each completion request (openai sends it as x-stainless-read-timeout)."""
+        return [float(r.headers["x-stainless-read-timeout"]) for r in self.server.requests("/chat/completions")]
+
+    def quiet(self, seconds: float = 0.5, at_most: float = 10.0) -> None:
+        """Wait until no request has arrived for `seconds`: requests queued behind a slow one are then logged."""
+        deadline, seen, since = time.monotonic() + at_most, -1, time.monotonic()
+        while time.monotonic() < deadline:
+            with self.server.lock:
+                count = len(self.server.log)
+            if count != seen:
+                seen, since = count, time.monotonic()
+            elif time.monotonic() - since >= seconds:
+                return
+            time.sleep(0.05)
 
     def stall(self, seconds: float) -> None:
         """Make every following request wait this long before it is answered (a hung model server)."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
-import time
-from collections.abc import Iterator
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,10 +13,11 @@ import pytest
 
 from bot.adapters.openai_llm import LlmClassifier
 from bot.classify.cascade import LlmFailure
+from bot.classify.prompt import estimate_tokens
 from bot.config import LlmConfig
-from bot.models import CATEGORIES, Email, PrefilterResult
-from tests.contract.fake_openai import FakeOpenAI, answer_json, completion, error, ok
-from tests.httpfake import FakeServer, Response
+from bot.models import CATEGORIES, Email, PrefilterResult, Usage
+from tests.contract.fake_openai import FakeOpenAI, answer_json, completion, error, held, ok
+from tests.httpfake import Response
 
 
 def make_email(**kw: Any) -> Email:
@@ -39,18 +39,6 @@ def make_cfg(url: str, **kw: Any) -> LlmConfig:
                     output_usd_per_mtok=0.60, call_below_confidence=0.9, call_for_categories=("lead",),
                     redact=True, thread_cache_hours=24)
     return dataclasses.replace(cfg, **kw)
-
-
-@pytest.fixture(scope="module")
-def shared_fake() -> Iterator[FakeOpenAI]:
-    with FakeServer() as srv:
-        yield FakeOpenAI(srv)
-
-
-@pytest.fixture
-def fake(shared_fake: FakeOpenAI) -> FakeOpenAI:
-    shared_fake.reset()
-    return shared_fake
 
 
 def user_text(body: dict[str, Any]) -> str:
@@ -232,19 +220,70 @@ def test_server_errors_past_the_retries_fail(fake: FakeOpenAI) -> None:
     assert fake.calls == 3
 
 
-def test_a_hung_server_times_out(fake: FakeOpenAI) -> None:
-    fake.stall(3.0)
-    llm = LlmClassifier(make_cfg(fake.url, timeout_seconds=0.4, max_retries=1), "Acme")
-    start = time.monotonic()
-    with pytest.raises(LlmFailure, match="timeout") as info:
-        llm.classify(make_email())
-    # Two attempts of 0.4 s: the call gives up long before one stalled answer would have come (3 s).
-    assert 0.8 <= time.monotonic() - start < 3.0
-    assert info.value.pause_seconds > 0
-    deadline = time.monotonic() + 8
-    while len(fake.server.log) < 2 and time.monotonic() < deadline:  # the fake logs after its stall
-        time.sleep(0.05)
-    assert len(fake.server.log) == 2
+def test_a_timed_out_call_is_not_retried(fake: FakeOpenAI) -> None:
+    # A local server keeps computing a request its client gave up on: a retry would only queue behind it.
+    release = threading.Event()
+    fake.then(held(release))
+    llm = LlmClassifier(make_cfg(fake.url, timeout_seconds=0.4, max_timeout_seconds=0.4, max_retries=2), "Acme")
+    try:
+        with pytest.raises(LlmFailure, match="timeout after 0.4 s") as info:
+            llm.classify(make_email())
+    finally:
+        release.set()
+    assert info.value.pause_seconds == 0.4  # the cascade asks nothing for as long again
+    assert info.value.usage == Usage(calls=1, failed=1)
+    fake.quiet()
+    assert fake.calls == 1
+
+
+def test_no_request_is_sent_while_the_server_computes_one_that_timed_out(fake: FakeOpenAI) -> None:
+    release = threading.Event()
+    fake.then(held(release))
+    llm = LlmClassifier(make_cfg(fake.url, timeout_seconds=0.3, max_timeout_seconds=0.3, max_retries=2), "Acme")
+    try:
+        with pytest.raises(LlmFailure, match="timeout"):
+            llm.classify(make_email())
+        with pytest.raises(LlmFailure, match="still busy with a request that timed out") as busy:
+            llm.classify(make_email())
+        assert busy.value.usage.calls == 0 and busy.value.pause_seconds == 0.3
+    finally:
+        release.set()
+    assert llm.classify(make_email()).category == "lead"  # idle again: the call goes out
+    fake.quiet()
+    assert fake.calls == 2  # the one that timed out and the last one: no retry, nothing queued behind it
+
+
+def test_the_time_limit_follows_the_measured_speed(fake: FakeOpenAI) -> None:
+    ticks = iter([0.0, 36.0, 100.0, 100.5, 200.0, 200.7])
+    llm = LlmClassifier(make_cfg(fake.url, timeout_seconds=10, max_timeout_seconds=600), "Acme",
+                        timer=lambda: next(ticks))
+    assert llm.limit_for(700) == 600  # nothing measured yet: the first call may take the longest
+    llm.classify(make_email())  # 600 + 120 tokens in 36 s: 0.05 s per token
+    assert llm.limit_for(700) == pytest.approx(3 * 0.05 * (700 + 600))  # the longest answer allowed, 3 times
+    llm.classify(make_email())  # a quick answer (0.5 s) does not shorten it: the slowest recent one counts
+    assert llm.limit_for(700) == pytest.approx(195)
+    # ...and is what the client waited for: the first request 600 s, the second one by its own size
+    assert fake.read_timeouts() == [600, pytest.approx(3 * 0.05 * (estimate_tokens(fake.bodies[1]["messages"]) + 600))]
+    fast = LlmClassifier(make_cfg(fake.url, timeout_seconds=10, max_timeout_seconds=600), "Acme",
+                         timer=lambda: next(ticks))
+    fast.classify(make_email())  # 0.7 s for 720 tokens: the limit never drops below timeout_seconds
+    assert fast.limit_for(700) == 10
+    assert llm.limit_for(5000) == 600  # nor rises above max_timeout_seconds
+
+
+def test_a_timeout_forgets_the_speed_and_doubles_the_next_limit(fake: FakeOpenAI) -> None:
+    release = threading.Event()
+    fake.then(ok(), held(release))
+    llm = LlmClassifier(make_cfg(fake.url, timeout_seconds=0.3, max_timeout_seconds=5), "Acme")
+    llm.classify(make_email())  # answered at once: the limit drops to the floor
+    assert llm.limit_for(700) == 0.3
+    try:
+        with pytest.raises(LlmFailure, match="timeout"):
+            llm.classify(make_email())
+    finally:
+        release.set()
+    assert llm.limit_for(700) == 0.6
+    fake.quiet()
 
 
 def test_a_server_that_is_not_running_fails_fast() -> None:
@@ -271,6 +310,15 @@ def test_mail_is_fenced_redacted_and_cannot_close_the_fence(fake: FakeOpenAI) ->
     assert second.splitlines()[0] != first.splitlines()[0]  # a new boundary per call
 
 
+def test_numbers_shaped_like_an_iban_or_card_never_leave_unmasked(fake: FakeOpenAI) -> None:
+    # Both fail their check digits (a typo); they are someone's account and card all the same.
+    body = "Please refund to IBAN PT50 0035 0000 0000 1234 5678 9, or card 4111 1111 1111 1112. Tel 415-555-0100"
+    LlmClassifier(make_cfg(fake.url), "Acme").classify(make_email(body=body))
+    sent = json.dumps(fake.bodies[0])
+    assert "PT50" not in sent and "1234 5678" not in sent and "4111" not in sent and "555-0100" not in sent
+    assert "IBAN [IBAN]," in user_text(fake.bodies[0]) and "card [CARD]." in user_text(fake.bodies[0])
+
+
 def test_a_bulk_mail_hint_is_passed_on(fake: FakeOpenAI) -> None:
     llm = LlmClassifier(make_cfg(fake.url), "Acme")
     llm.classify(make_email())
@@ -294,18 +342,24 @@ def test_without_a_system_role_the_instructions_open_the_user_message(fake: Fake
     assert text.rstrip().endswith(f"<<<END {boundary}>>>")
 
 
-def test_a_server_that_drops_the_system_message_is_reported(fake: FakeOpenAI,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("system_role", [True, False])
+def test_an_answer_to_a_request_the_server_cut_is_unusable(fake: FakeOpenAI, system_role: bool,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
     # llama.cpp's Python server with --chat_format gemma silently drops system messages: it then counts only
-    # the mail's tokens, far fewer than were sent.
-    fake.then(ok(usage={"prompt_tokens": 60, "completion_tokens": 100, "total_tokens": 160}))
-    fake.then(ok(usage={"prompt_tokens": 60, "completion_tokens": 100, "total_tokens": 160}))
-    llm = LlmClassifier(make_cfg(fake.url), "Acme")
+    # the mail's tokens, far fewer than were sent, and the model answers without its instructions, however sure.
+    cut = {"prompt_tokens": 60, "completion_tokens": 100, "total_tokens": 160}
+    fake.then(ok(answer_json(category="newsletter", confidence=1.0), usage=cut),
+              ok(answer_json(category="newsletter", confidence=1.0), usage=cut))
+    llm = LlmClassifier(make_cfg(fake.url, system_role=system_role), "Acme")
     with caplog.at_level("WARNING", logger="bot.adapters.openai_llm"):
-        llm.classify(make_email())
-        llm.classify(make_email())
-    warnings = [r.getMessage() for r in caplog.records if "system_role: false" in r.getMessage()]
-    assert len(warnings) == 1 and "counted 60 input tokens" in warnings[0]
+        for _ in range(2):
+            with pytest.raises(LlmFailure, match=r"the server dropped part of the request \(counted 60 input tokens"
+                               ) as info:
+                llm.classify(make_email())
+            assert info.value.usage.prompt_tokens == 60 and info.value.pause_seconds == 0  # review, not a wait
+    [error] = [r.getMessage() for r in caplog.records]  # said once, with what to change
+    assert "counted 60 input tokens" in error
+    assert ("system_role: false" in error) is system_role
 
 
 def test_a_server_that_counts_the_whole_request_raises_no_warning(fake: FakeOpenAI,

@@ -256,7 +256,7 @@ class Stack:
         data["poll"]["max_messages_per_cycle"] = 500
         data["classify"]["model_path"] = str(self.model or self.tmp / "model.json")
         data["classify"]["llm"].update(enabled=True, base_url=self.openai.url, model="oracle", timeout_seconds=5,
-                                       max_retries=1)
+                                       max_timeout_seconds=5, max_retries=1)
         for category in ("spam", "newsletter"):
             data["actions"][category]["trash_after_hours"] = 0  # trashed in the same cycle: that step runs too
         data["replies"]["templates_dir"] = str(ROOT / "bot" / "templates")

@@ -86,7 +86,8 @@ def test_a_timing_out_llm_defers_mail_and_the_run_ends_where_a_clean_run_ends(
     mails = inbox40()
     with Stack(tmp_path / "slow", model=trained_model) as stack:
         stack.openai.stall(3.0)
-        config = stack.write_config(classify__llm__timeout_seconds=1, classify__llm__max_retries=0,
+        config = stack.write_config(classify__llm__timeout_seconds=1, classify__llm__max_timeout_seconds=1,
+                                    classify__llm__max_retries=0,
                                     poll__max_messages_per_cycle=20, poll__max_attempts=5)
         stack.deliver(mails)
         for _ in (1, 2):

@@ -40,9 +40,10 @@ class Clock:
 class FakeOffline:
     name = "offline"
 
-    def __init__(self, category: str = "lead", confidence: float = 0.6, language: str | None = "en") -> None:
+    def __init__(self, category: str = "lead", confidence: float = 0.6, language: str | None = "en",
+                 phishing: str | None = None) -> None:
         self.result = Classification(category=category, confidence=confidence, language=language,
-                                     classifier="offline", reasons=("offline cue",))
+                                     classifier="offline", reasons=("offline cue",), phishing=phishing)
 
     def classify(self, email: Email, hint: PrefilterResult | None = None) -> Classification:
         return self.result
@@ -51,16 +52,18 @@ class FakeOffline:
 class FakeLlm:
     name = "llm:m"
 
-    def __init__(self, cost: float = 0.001, fail: BaseException | None = None, language: str | None = None) -> None:
+    def __init__(self, cost: float = 0.001, fail: BaseException | None = None, language: str | None = None,
+                 category: str = "lead", confidence: float = 0.93) -> None:
         self.cost, self.fail, self.language = cost, fail, language
+        self.category, self.confidence = category, confidence
         self.calls: list[str] = []
 
     def classify(self, email: Email, hint: PrefilterResult | None = None) -> Classification:
         self.calls.append(email.provider_id)
         if self.fail is not None:
             raise self.fail
-        return Classification(category="lead", confidence=0.93, language=self.language, classifier=self.name,
-                              person_name="Jane Buyer", reasons=("llm: lead",),
+        return Classification(category=self.category, confidence=self.confidence, language=self.language,
+                              classifier=self.name, person_name="Jane Buyer", reasons=(f"llm: {self.category}",),
                               usage=Usage(calls=1, prompt_tokens=600, completion_tokens=100, cost_usd=self.cost))
 
 
@@ -150,6 +153,52 @@ def test_an_empty_mail_is_not_sent_to_the_llm() -> None:
 def test_without_an_llm_the_offline_result_stands() -> None:
     result = cascade(FakeOffline("lead", 0.5), None).classify(make_email())
     assert result.classifier == "offline" and result.review_reason is None
+
+
+# ---------------------------------------------------------------- a second opinion on the LLM's answer
+
+
+@pytest.mark.parametrize(("offline", "answer"), [
+    (("lead", 0.95), ("newsletter", 1.0)),   # would trash a lead on the LLM's word alone
+    (("support", 0.9), ("spam", 0.99)),
+    (("lead", 0.55), ("spam", 0.9)),         # unsure or not, the two disagree about what kind of mail it is
+    (("spam", 0.6), ("lead", 1.0)),          # would draft a reply to spam and assign it to a salesperson
+    (("newsletter", 0.7), ("other", 0.9)),
+])
+def test_when_llm_and_offline_disagree_on_business_or_bulk_the_mail_goes_to_review(
+        offline: tuple[str, float], answer: tuple[str, float]) -> None:
+    c = cascade(FakeOffline(*offline), FakeLlm(category=answer[0], confidence=answer[1]), call_below_confidence=1.0)
+    result = c.classify(make_email())
+    assert result.category == answer[0] and result.classifier == "llm:m"  # the answer is kept for the person
+    assert result.review_reason == (f"the LLM ({answer[0]}) and the offline classifier ({offline[0]} "
+                                    f"{offline[1]:.2f}) disagree on whether this is business mail")
+    assert c.counts["disagreed"] == 1
+
+
+@pytest.mark.parametrize(("offline", "answer"), [
+    ("lead", "support"),                      # both business mail: the LLM's finer call stands
+    ("spam", "newsletter"),                   # both bulk mail
+    ("other", "lead"),
+])
+def test_an_llm_answer_on_the_same_side_stands(offline: str, answer: str) -> None:
+    c = cascade(FakeOffline(offline, 0.6), FakeLlm(category=answer))
+    result = c.classify(make_email())
+    assert (result.category, result.review_reason) == (answer, None) and c.counts["disagreed"] == 0
+
+
+def test_business_mail_the_phishing_signals_fired_on_goes_to_review() -> None:
+    phish = "sender domain imitates a customer; payment details changed"
+    for llm in (FakeLlm(category="accounting", confidence=0.99), None):  # the LLM's word or the offline one alone
+        c = cascade(FakeOffline("accounting", 0.9, phishing=phish), llm)
+        result = c.classify(make_email())
+        assert result.review_reason == f"phishing signals ({phish}) on mail classified as accounting"
+        assert result.phishing == phish and c.counts["phishing"] == 1
+
+
+def test_phishing_called_spam_is_handled_as_spam() -> None:
+    result = cascade(FakeOffline("spam", 0.6, phishing="credential form"), FakeLlm(category="spam")).classify(
+        make_email())
+    assert (result.category, result.review_reason, result.phishing) == ("spam", None, "credential form")
 
 
 # ---------------------------------------------------------------- budget

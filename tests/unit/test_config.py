@@ -42,6 +42,14 @@ def test_every_problem_is_listed_with_its_yaml_path() -> None:
     assert "7 problem(s)" in str(err.value)
 
 
+def test_llm_time_limits_are_a_range() -> None:
+    data = shipped()
+    data["classify"]["llm"].update(timeout_seconds=60, max_timeout_seconds=30)
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, ROOT / "config.yaml")
+    assert err.value.problems == ["classify.llm.max_timeout_seconds: must be at least timeout_seconds (60)"]
+
+
 def test_secrets_come_from_the_environment_never_the_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
     data = shipped()
     data["notify"]["slack"]["enabled"] = True

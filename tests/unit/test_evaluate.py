@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,11 @@ from bot.evaluate import (
     missed,
     read_labels,
     read_mix,
+    render,
     score,
 )
 from bot.models import CATEGORIES
-from tests.contract.fake_openai import FakeOpenAI
+from tests.contract.fake_openai import FakeOpenAI, held, ok
 from tests.fakes import make_config, raw_mail
 from tests.httpfake import FakeServer
 
@@ -330,6 +332,35 @@ def test_llm_calls_and_input_tokens_are_counted(tmp_path: Path, monkeypatch: pyt
     assert report.llm["calls_per_100"] == 100.0
     assert report.llm["input_tokens_per_call"] == 600  # what the fake server reports per completion
     assert set(report.classifiers) == {f"llm:{cfg.classify.llm.model}"}
+
+
+def test_a_call_that_got_no_answer_is_reported_apart_and_not_averaged_as_zero_tokens(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVAL_TEST_KEY", "sk-eval-test-key")
+    release = threading.Event()
+    with FakeServer() as srv:
+        fake = FakeOpenAI(srv).then(ok(), held(release))  # the second request outlasts its time limit
+        cfg = make_config(tmp_path, {"classify": {"llm": {
+            "enabled": True, "base_url": fake.url, "api_key_env": "EVAL_TEST_KEY", "mode": "json_schema",
+            "call_below_confidence": 1.0, "max_retries": 0, "timeout_seconds": 1, "max_timeout_seconds": 1}}})
+        try:
+            report = evaluate(cfg, small_set(tmp_path / "set"))
+        finally:
+            release.set()
+    llm = report.llm
+    assert (llm["calls"], llm["failed_calls"]) == (2, 1)
+    assert llm["input_tokens_per_call"] == llm["input_tokens_max"] == 600  # the answered call only, not (600 + 0) / 2
+    assert "1 got no answer (timeout or error), not counted in the tokens" in render(report)
+
+
+def test_the_token_figures_leave_unanswered_calls_out() -> None:
+    rows = [(Label("a", "lead"), line("lead", llm_calls=1, llm_input_tokens=500)),
+            (Label("b", "lead"), line("lead", llm_calls=1, llm_input_tokens=0, llm_failed_calls=1)),
+            (Label("c", "spam"), line("spam", llm_calls=1, llm_input_tokens=700))]
+    llm = scored(rows, llm={"enabled": True}).llm
+    assert (llm["calls"], llm["failed_calls"], llm["input_tokens_per_call"], llm["input_tokens_median"]) == (
+        3, 1, 600.0, 700)
+    assert llm["per_category"]["lead"] == {"messages": 2, "asked": 2, "rate": 1.0, "input_tokens_per_call": 500.0}
 
 
 # ---------------------------------------------------------------- the command

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.classify.redact import iban_ok, luhn_ok, redact
+from bot.classify.redact import redact
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -25,6 +25,13 @@ from bot.classify.redact import iban_ok, luhn_ok, redact
     ("Steuer-ID: 12 345 678 901", "Steuer-ID: [TAXID]"),
     ("Steuernummer 21/815/08150", "Steuernummer [TAXID]"),
     ("SSN 123-45-6789", "SSN [SSN]"),
+    # Masked by their shape: check digits that fail (a typo) make them no less personal.
+    ("IBAN PT50 0035 0000 0000 1234 5678 9 BIC BCOMPTPL", "IBAN [IBAN] BIC BCOMPTPL"),
+    ("DE00 1234 5678 9012 3456 78 is not a valid IBAN", "[IBAN] is not a valid IBAN"),
+    ("IBAN: PT50 0035 0000 0000 1234 5678 (one digit short)", "IBAN: [IBAN] (one digit short)"),
+    ("Card 4111 1111 1111 1112, fails the Luhn check", "Card [CARD], fails the Luhn check"),
+    ("call 415-555-0100, (415) 555-0100 or 415.555.0100", "call [PHONE], [PHONE] or [PHONE]"),
+    ("Tel 0049 30 12345678 90", "Tel [PHONE]"),
 ])
 def test_personal_numbers_are_masked(text: str, expected: str) -> None:
     assert redact(text) == expected
@@ -34,19 +41,12 @@ def test_personal_numbers_are_masked(text: str, expected: str) -> None:
     "Write to john.0301234567@buyer.example or jane+0049301234567@acme-pumps.example",
     "Delivery on 01.02.2025 or 2025-03-04, offer valid until 31/12/2026",
     "DN 100, 45 m3/h at 10 bar, qty 2500, budget 40,000 EUR per year",
-    "Order 4111 1111 1111 1112 (fails the Luhn check, so it is an order number)",
     "Our VAT id is DE123456789",
     "Invoice 2024-000123, article 7001234",
-    "DE00 1234 5678 9012 3456 78 is not a valid IBAN",
+    "Offer 2024-0815, 3 pumps at 1.250.000 EUR, drawing 12-345-6789-A",
 ])
 def test_what_classification_needs_is_kept(text: str) -> None:
     assert redact(text) == text
-
-
-def test_checksums() -> None:
-    assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
-    assert luhn_ok("4012 8888 8888 1881") and not luhn_ok("1234")
-    assert iban_ok("DE89 3704 0044 0532 0130 00") and not iban_ok("DE88 3704 0044 0532 0130 00")
 
 
 @given(st.text(max_size=300))
