@@ -144,7 +144,8 @@ class OfflineClassifier:
             category=category, confidence=round(confidence, 4), language=language, classifier=self.name,
             person_name=fields.person_name, person_email=fields.person_email, company=fields.company,
             company_domain=fields.company_domain, technical_rfq=category == "lead" and fields.technical_rfq,
-            reasons=reasons, review_reason=review_reason)
+            reasons=reasons, review_reason=review_reason,
+            phishing="; ".join(s.evidence for s in verdict.signs[:3]) if verdict.suspect else None)
 
     def reasons(self, category: str, feats: Iterable[str]) -> tuple[str, ...]:
         """The few features that pushed hardest towards the chosen category, in words a person can check."""

@@ -118,6 +118,7 @@ def test_phishing_signs_keep_mail_from_a_draft_even_when_it_reads_like_business(
     assert result.review_reason is not None and result.review_reason.startswith("phishing signs:")
     assert "claims to be DocuSign" in result.review_reason
     assert any("DocuSign" in r for r in result.reasons)
+    assert result.phishing is not None and "DocuSign" in result.phishing  # the cascade holds an LLM answer to it
 
 
 def test_a_lead_about_something_already_bought_is_reviewed(classifier: OfflineClassifier) -> None:
