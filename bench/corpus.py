@@ -23,7 +23,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "bot" / "data" / "gold"
 TRAIN = ROOT / "bot" / "data" / "train"
-SHARED = ROOT.parent / "shared" / "data"
+# The development data sits next to the repository (../shared/data); a git worktree may be nested deeper.
+SHARED = next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+              ROOT.parent / "shared" / "data")
 DEV = SHARED / "train-corpus"
 SPAMASSASSIN = SHARED / "spamassassin-dev"
 

@@ -107,7 +107,7 @@ def main() -> int:
     ap.add_argument("--confusion", action="store_true", help="labelled -> decided counts per source (? = review)")
     ap.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength of the new learner")
     ap.add_argument("--no-calibration", action="store_true", help="skip the out-of-source temperature (faster)")
-    ap.add_argument("--lead-floor", type=float, default=0.25, help="P(lead) that makes a lead in review")
+    ap.add_argument("--lead-floor", type=float, default=0.10, help="P(lead) that makes a lead in review")
     ap.add_argument("--floors", action="store_true", help="print lead recall for other lead floors")
     ap.add_argument("--errors", type=int, default=0, help="print up to N wrong decisions per source")
     args = ap.parse_args()
@@ -158,7 +158,7 @@ def main() -> int:
     return 0
 
 
-def new_learner(cfg: Config, calibrate: bool = True, c: float = 1.0, lead_floor: float = 0.25) -> Learner:
+def new_learner(cfg: Config, calibrate: bool = True, c: float = 1.0, lead_floor: float = 0.10) -> Learner:
     from bot.classify.offline import OfflineClassifier
     from bot.classify.training import Example, example_rows, train_rows
 
