@@ -15,6 +15,7 @@ from datetime import date
 from bot.config import Config
 from bot.models import DISPOSABLE, Classification, Decision, Email, PrefilterResult
 from bot.ports import ThreadMessage
+from bot.replies import reply_address
 from bot.routing import Turn, assign, colleague_replied
 
 
@@ -58,8 +59,9 @@ def decide(cfg: Config, email: Email, pre: PrefilterResult, c: Classification,
                         draft=False, trash_after_hours=trash, notify=False, crm=act.crm,
                         reasons=tuple(reasons)), None
 
-    if act.draft and not (email.reply_to or email.from_addr):
-        return review_decision(cfg, c.category, (*reasons, "review: no sender address to reply to")), None
+    to, no_reply = reply_address(cfg, email) if act.draft else ("", "")
+    if act.draft and not to:
+        return review_decision(cfg, c.category, (*reasons, f"review: {no_reply}")), None
     people = list(cfg.routing.people()) + list(cfg.routing.colleagues)
     replied = colleague_replied(thread(), cfg.company.domains, people)
     if replied:
@@ -77,7 +79,7 @@ def decide(cfg: Config, email: Email, pre: PrefilterResult, c: Classification,
     return Decision(category=c.category, review=False, action="draft+assign" if draft else "assign",
                     labels=labels, archive=act.archive, draft=draft, trash_after_hours=None, notify=act.notify,
                     crm=act.crm, assignee=assignment.assignee, cc=assignment.cc, pool=assignment.pool,
-                    reasons=tuple(reasons)), turn
+                    reasons=tuple(reasons), reply_to=to), turn
 
 
 def describe_actions(d: Decision) -> list[str]:

@@ -30,7 +30,7 @@ from bot.models import Classification, Decision, Email, MessageRef, PrefilterRes
 from bot.ports import AuditSink, AuthError, Classifier, Crm, MailProvider, Notifier, SinkUnavailable, ThreadMessage
 from bot.prefilter import prefilter
 from bot.records import audit_row, crm_payload, message_record, notify_payload
-from bot.replies import build_reply
+from bot.replies import build_reply, is_ours
 from bot.state import Effect, Ledger, MessageRow, OutboxItem, StateError, iso, now_utc
 
 log = logging.getLogger("bot.pipeline")
@@ -130,6 +130,8 @@ class Pipeline:
                 c = exc.fallback
         if email.defects and not email.body.strip() and not email.subject.strip():
             c = replace(c, review_reason=c.review_reason or f"unreadable message: {'; '.join(email.defects)}")
+        if c.person_email and is_ours(cfg, c.person_email):  # the lead is the outside sender, never us
+            c = replace(c, person_email=None)
         return pre, c
 
     def evaluate(self, email: Email, pre: PrefilterResult, c: Classification,

@@ -8,6 +8,7 @@ text cannot inject template syntax. The draft is never sent: the bot only stores
 from __future__ import annotations
 
 import re
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from functools import lru_cache
@@ -80,17 +81,65 @@ def render_body(cfg: Config, email: Email, d: Decision, person_name: str | None,
         subject=email.subject)
 
 
+def is_ours(cfg: Config, address: str) -> bool:
+    """One of our own addresses: our domains and their subdomains, the shared mailbox, our people, colleagues."""
+    address = address.strip().lower()
+    domain = address.rpartition("@")[2].rstrip(".")
+    if any(domain == d or domain.endswith("." + d) for d in cfg.company.domains):
+        return True
+    return address in {cfg.company.mailbox, *cfg.routing.colleagues, *cfg.routing.people()}
+
+
+def usable_address(address: str) -> str:
+    """The address as a draft can carry it ("" if it cannot): one plain ASCII addr-spec, the domain in IDNA.
+
+    An encoded word is never part of an address (RFC 2047 section 5); one that decodes to an address is refused
+    rather than guessed at.
+    """
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local or "=?" in address or len(address) > 254:
+        return ""
+    try:
+        domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+        parsed = Address(addr_spec=f"{local}@{domain}")
+    except Exception:  # the email package raises ValueError, IndexError... on malformed addr-specs
+        return ""
+    spec = parsed.addr_spec.lower()
+    return spec if spec.isascii() and not any(c.isspace() or ord(c) < 32 for c in spec) else ""
+
+
+def reply_address(cfg: Config, email: Email) -> tuple[str, str]:
+    """(the address a reply goes to, "") or ("", why there is none).
+
+    Reply-To when it is a usable outside address, else From when that is one. An address of ours is never used:
+    a draft to the shared mailbox or a colleague would be a mail loop the moment someone presses Send.
+    """
+    why = "no usable address to reply to"
+    for header, address in (("Reply-To", email.reply_to), ("From", email.from_addr)):
+        usable = usable_address(address) if address else ""
+        if usable and not is_ours(cfg, usable):
+            return usable, ""
+        if usable:
+            why = f"the only reply address is one of ours ({header} {usable})"
+    return "", why
+
+
 def reply_subject(subject: str) -> str:
-    s = subject.strip()
+    # A literal "=?" would be read as the start of an RFC 2047 encoded word a second time (by the email package,
+    # which then cannot fold a broken one, and by mail clients): a word joiner keeps it text.
+    s = subject.strip().replace("=?", "=\u2060?")
     return s if re.match(r"(?i)^(re|aw|sv|antw|rif|r)\s*:", s) else f"Re: {s}"
 
 
 def build_reply(cfg: Config, email: Email, d: Decision, person_name: str | None = None,
                 language: str | None = None) -> bytes:
-    """The raw MIME of the reply draft: To = Reply-To or From, CC from the pool, threaded headers."""
+    """The raw MIME of the reply draft: To = the decision's reply address, CC from the pool, threaded headers."""
     msg = EmailMessage()
     msg["From"] = formataddr((cfg.replies.from_name or cfg.company.name, cfg.company.mailbox))
-    msg["To"] = email.reply_to or email.from_addr
+    to = d.reply_to or reply_address(cfg, email)[0]
+    if not to:
+        raise ValueError("no address to reply to")  # decide() sends such mail to review before any draft
+    msg["To"] = to
     if d.cc:
         msg["Cc"] = ", ".join(d.cc)
     msg["Subject"] = reply_subject(email.subject)
