@@ -26,7 +26,7 @@ from html.parser import HTMLParser
 
 from bot.models import Attachment, Email
 
-__all__ = ["clean_body", "html_to_text", "parse_email", "read_headers", "safe_filename", "thread_key"]
+__all__ = ["clean_body", "header_date", "html_to_text", "parse_email", "read_headers", "safe_filename", "thread_key"]
 
 HEADER_CAP = 998  # RFC 5322 line limit; also the subject cap
 MAX_HEADERS = 200
@@ -201,9 +201,13 @@ def _sender(raw_value: str) -> tuple[str, str]:
     return addr, _header_text(name, 200)
 
 
-def _date(value: str) -> datetime | None:
+def header_date(value: str | None) -> datetime | None:
+    """A Date header as an aware UTC datetime; None for anything unreadable or out of range (never raises).
+
+    parsedate_to_datetime accepts year 9999 with a negative offset, which then overflows in astimezone().
+    """
     try:
-        parsed = parsedate_to_datetime(value)
+        parsed = parsedate_to_datetime(value or "")
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
     except Exception:
         return None
@@ -700,7 +704,7 @@ def _parse(raw: bytes, provider_id: str, thread_id: str, text_chars: int) -> Ema
     message_id = ids[0] if ids else _synthetic_id(raw)
     if not ids:
         defects.append("no Message-ID")
-    date = _date(headers["date"]) if headers.get("date") else None
+    date = header_date(headers["date"]) if headers.get("date") else None
     if headers.get("date") and date is None:
         defects.append("unparseable Date")
     in_reply_to = next(iter(_msg_ids(headers.get("in-reply-to", ""))), "")

@@ -29,7 +29,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
-from email.utils import parseaddr, parsedate_to_datetime
+from email.utils import parseaddr
 from functools import partial
 from typing import Any
 
@@ -43,6 +43,7 @@ from googleapiclient.http import BatchHttpRequest
 from bot.adapters.gmail_auth import AUTH_EXPIRED
 from bot.adapters.gmail_quota import QuotaPacer
 from bot.config import GmailConfig, LabelsConfig
+from bot.mime import header_date
 from bot.models import MessageRef
 from bot.ports import AuthError, CursorStore, MailError, ThreadMessage
 from bot.retry import backoff_delay, call_with_retry, parse_retry_after
@@ -428,7 +429,7 @@ class GmailProvider:
             internal = int(msg.get("internalDate") or 0)
             found.append((internal, ThreadMessage(
                 provider_id=msg["id"], from_addr=parseaddr(headers.get("from", ""))[1].lower(),
-                date=_header_date(headers.get("date")) or (datetime.fromtimestamp(internal / 1000, UTC)
+                date=header_date(headers.get("date")) or (datetime.fromtimestamp(internal / 1000, UTC)
                                                            if internal else None),
                 is_draft="DRAFT" in (msg.get("labelIds") or []),
                 source_id=headers.get(SOURCE_HEADER.lower(), "").strip() or None)))
@@ -648,13 +649,3 @@ class GmailProvider:
 def _source_of(raw: bytes) -> str | None:
     value = BytesHeaderParser(policy=default_policy).parsebytes(raw).get(SOURCE_HEADER)
     return (str(value).strip() or None) if value is not None else None
-
-
-def _header_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)

@@ -16,7 +16,9 @@ Not thread-safe: one provider per process, used by one thread (the daemon's poll
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
+import logging
 import os
 import re
 import secrets
@@ -26,12 +28,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parseaddr, parsedate_to_datetime
+from email.utils import parseaddr
 from pathlib import Path
 
-from bot.mime import read_headers, thread_key
+from bot.mime import header_date, read_headers, thread_key
 from bot.models import MessageRef
 from bot.ports import MailError, ThreadMessage
+
+log = logging.getLogger(__name__)
 
 INBOX = ""  # folder id of the root
 ARCHIVE, TRASH, DRAFTS = ".Archive", ".Trash", ".Drafts"
@@ -103,6 +107,10 @@ class _Meta:
     from_addr: str
     source_id: str | None  # X-Triage-Source of a draft
     draft_thread: str | None  # X-Triage-Thread of a draft
+
+
+def _file_time(path: str) -> datetime:
+    return datetime.fromtimestamp(os.stat(path).st_mtime, UTC)
 
 
 def _make_dirs(folder: Path) -> None:
@@ -221,20 +229,20 @@ class MaildirProvider:
     @staticmethod
     def _parse_meta(key: str, path: str) -> _Meta:
         block = _header_block(path)
-        h = read_headers(block)
-        when = None
         try:
-            when = parsedate_to_datetime(h.get("date", ""))
-            when = when if when.tzinfo else when.replace(tzinfo=UTC)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            pass
-        refs = _IDS.findall(h.get("references", ""))
-        reply_to = (_IDS.findall(h.get("in-reply-to", "")) or [""])[0]
-        message_id = (_IDS.findall(h.get("message-id", "")) or [""])[0]
-        tid = thread_key(message_id, reply_to, refs) or f"<{key}@maildir>"
-        return _Meta(when=(when or datetime.fromtimestamp(os.stat(path).st_mtime, UTC)).astimezone(UTC),
-                     has_date=when is not None, thread_id=tid, from_addr=sender_of(block),
-                     source_id=h.get("x-triage-source") or None, draft_thread=h.get("x-triage-thread") or None)
+            h = read_headers(block)
+            when = header_date(h.get("date"))
+            refs = _IDS.findall(h.get("references", ""))
+            reply_to = (_IDS.findall(h.get("in-reply-to", "")) or [""])[0]
+            message_id = (_IDS.findall(h.get("message-id", "")) or [""])[0]
+            tid = thread_key(message_id, reply_to, refs) or f"<{key}@maildir>"
+            return _Meta(when=when or _file_time(path), has_date=when is not None, thread_id=tid,
+                         from_addr=sender_of(block), source_id=h.get("x-triage-source") or None,
+                         draft_thread=h.get("x-triage-thread") or None)
+        except Exception as exc:  # no header may keep a message, or the rest of the inbox, from being listed
+            log.warning("maildir: the headers of %s cannot be read (%s); it is listed by its file time",
+                        key, type(exc).__name__)
+            return _Meta(_file_time(path), False, f"<{key}@maildir>", "", None, None)
 
     def _thread_of(self, key: str) -> str:
         meta = self._read_meta(key)
@@ -428,10 +436,9 @@ def seed_maildir(path: Path, seed_dir: Path) -> int:
     for src in files:
         dest = building / "new" / _seed_key(src.stem)
         _write_new(dest, src.read_bytes())
-        try:  # mail clients show the file time as the arrival time
-            stamp = parsedate_to_datetime(read_headers(_header_block(str(dest))).get("date", "")).timestamp()
-            os.utime(dest, (stamp, stamp))
-        except (TypeError, ValueError, IndexError, OverflowError):
-            pass
+        when = header_date(read_headers(_header_block(str(dest))).get("date"))
+        if when is not None:  # mail clients show the file time as the arrival time
+            with contextlib.suppress(OverflowError, ValueError, OSError):
+                os.utime(dest, (when.timestamp(), when.timestamp()))
     os.rename(building, path)  # all or nothing: a crash never leaves a half-seeded maildir that counts as existing
     return len(files)
