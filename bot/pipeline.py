@@ -169,7 +169,7 @@ class Pipeline:
         if d.draft and d.assignee:
             raw = build_reply(self.cfg, email, d, c.person_name, c.language)
             led.add_effect(provider_id, "draft", {"raw": raw.decode("utf-8", "replace"),
-                                                  "source_id": email.message_id})
+                                                  "source_id": email.provider_id})
         led.add_effect(provider_id, "modify", {"add": list(d.labels), "archive": d.archive})
         if d.trash_after_hours is not None:
             led.add_effect(provider_id, "trash", {}, self.s.clock() + timedelta(hours=d.trash_after_hours))

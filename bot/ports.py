@@ -18,7 +18,7 @@ class ThreadMessage:
     from_addr: str  # lower-cased address
     date: datetime | None
     is_draft: bool
-    source_id: str | None = None  # for bot drafts: the Message-ID of the mail the draft answers
+    source_id: str | None = None  # for bot drafts: the provider id of the mail the draft answers (X-Triage-Source)
 
 
 class MailError(Exception):
@@ -62,8 +62,9 @@ class MailProvider(Protocol):
     def create_draft(self, raw: bytes, thread_id: str) -> str:
         """Store a reply draft (never sent) in the thread; returns the draft id.
 
-        The raw MIME carries an X-Triage-Source header (the Message-ID it answers); thread() reports it as
-        ThreadMessage.source_id, which is how a retry finds a draft that already exists.
+        The raw MIME carries an X-Triage-Source header (the provider id of the mail it answers: two mails may
+        share a Message-ID, never a provider id); thread() reports it as ThreadMessage.source_id, which is how a
+        retry finds a draft that already exists.
         """
         ...
 

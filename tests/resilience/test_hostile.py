@@ -35,7 +35,7 @@ from tests.contract.fake_openai import answer_json, error, ok
 from tests.fake_mail import FakeMailProvider
 from tests.fakes import FakeAuditSink, FakeCrm, FakeNotifier, make_config
 from tests.httpfake import Request, Response
-from tests.resilience.corpus import CANARY, FORMULAS, big_attachment, broken_mail
+from tests.resilience.corpus import CANARY, FORMULAS, big_attachment, broken_mail, duplicate_message_id
 from tests.resilience.harness import CLIENT_SECRET, REFRESH_TOKEN, ROOT, SECRETS, Stack
 
 INJECTION = ROOT / "tests" / "injection"
@@ -297,6 +297,37 @@ def test_hostile_mail_in_the_default_maildir_writes_only_inside_state(tmp_path: 
         assert all(re.fullmatch(r"[\w.-]+", n) and ".." not in n.replace("...", "") for n in names), names
         for p in stack.state_dir.rglob("*"):
             assert stat.S_IMODE(p.stat().st_mode) == (0o700 if p.is_dir() else 0o600), p
+
+
+def test_two_mails_sharing_a_message_id_stay_two_leads_in_the_real_bot(tmp_path: Path, trained_model: Path) -> None:
+    """The second mail arrives after the first one's draft exists (so Gmail threads it there), and its audit row
+    and ping fail once: the replays must not take the first mail's row, ping or draft for the second's."""
+    (_, first), (_, second) = duplicate_message_id()
+    with Stack(tmp_path, model=trained_model) as stack:
+        stack.openai.default = Obedient()  # both are leads, for the same salesperson: one DM channel for both pings
+        config = stack.write_config(routing__pools__inside_sales={
+            "members": [{"name": "Alice Carter", "email": "alice@acme-pumps.example"}], "cc": []})
+        ids = [stack.gmail.add_message(first)]
+        run_ok(stack, config)
+        ids.append(stack.gmail.add_message(second))
+        stack.sheets_srv.fail(r":append", Response(503, {"error": {"code": 503}}, {"Retry-After": "0"}), times=10**6)
+        stack.slack_srv.fail(r"chat\.postMessage", Response(500, {"ok": False, "error": "internal_error"}),
+                             times=10**6)
+        run_ok(stack, config)
+        assert stack.backlog()["outbox"] == 2  # the second mail's row and ping wait, each tried once
+        stack.sheets_srv.faults.clear()
+        stack.slack_srv.faults.clear()
+        run_ok(stack, config)
+
+        drafts = {m.header("X-Triage-Source"): m.header("To") for m in stack.gmail.messages.values()
+                  if "DRAFT" in m.labels}
+        assert drafts == {ids[0]: "ann@first-farm.example", ids[1]: "bob@second-dairy.example"}
+        o = stack.outcome()
+        assert [r["provider_id"] for r in o.sheet_rows] == [r["provider_id"] for r in o.csv_rows] == ids
+        assert all(r["draft_id"] for r in o.sheet_rows) and len({r["draft_id"] for r in o.sheet_rows}) == 2
+        pinged = [p.args["metadata"]["event_payload"]["provider_id"] for p in stack.slack.posted]
+        assert pinged == ids
+        assert stack.backlog() == {"unfinished": 0, "effects": 0, "outbox": 0, "unlisted": 0}
 
 
 def run_ok(stack: Stack, config: Path) -> str:
