@@ -64,7 +64,8 @@ def build_mail(cfg: Config, ledger: Ledger) -> MailProvider:
     if cfg.mail.maildir.seed and not cfg.mail.maildir.path.exists():
         n = seed_maildir(cfg.mail.maildir.path, cfg.mail.maildir.seed)
         log.info("created %s with %d demo messages from %s", cfg.mail.maildir.path, n, cfg.mail.maildir.seed)
-    return MaildirProvider(cfg.mail.maildir.path, processed_label=cfg.labels.processed)
+    return MaildirProvider(cfg.mail.maildir.path, processed_label=cfg.labels.processed,
+                           max_message_bytes=cfg.mail.max_message_bytes)
 
 
 def build_sinks(cfg: Config) -> tuple[list[AuditSink], list[Notifier], list[Crm]]:

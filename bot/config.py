@@ -196,6 +196,7 @@ class MailConfig:
     provider: str
     maildir: MaildirConfig
     gmail: GmailConfig
+    max_message_bytes: int = 25 * 1024 * 1024  # what is read of one message; a larger one goes to review
 
 
 @dataclass(frozen=True)
@@ -424,7 +425,8 @@ def _mail(r: Reader) -> MailConfig:
     if provider == "gmail" and gmail.auth == "service_account" and not gmail.subject:
         g.problem("subject", "is required for a service account (the mailbox to act for)")
     g.check_unknown()
-    cfg = MailConfig(provider=provider, maildir=maildir, gmail=gmail)
+    cfg = MailConfig(provider=provider, maildir=maildir, gmail=gmail,
+                     max_message_bytes=r.integer("max_message_bytes", 25 * 1024 * 1024, minimum=64 * 1024))
     r.check_unknown()
     return cfg
 

@@ -130,6 +130,10 @@ class Pipeline:
                 c = exc.fallback
         if email.defects and not email.body.strip() and not email.subject.strip():
             c = replace(c, review_reason=c.review_reason or f"unreadable message: {'; '.join(email.defects)}")
+        if email.raw_size > cfg.mail.max_message_bytes:
+            c = replace(c, review_reason=c.review_reason or (
+                f"message larger than mail.max_message_bytes ({cfg.mail.max_message_bytes:,} bytes): "
+                "only that much of it was read"))
         if c.person_email and is_ours(cfg, c.person_email):  # the lead is the outside sender, never us
             c = replace(c, person_email=None)
         return pre, c
@@ -182,7 +186,8 @@ class Pipeline:
         try:
             if isinstance(raw, Exception):
                 raise raw
-            email = parse_email(raw, ref.provider_id, ref.thread_id, self.cfg.classify.text_chars)
+            email = parse_email(raw, ref.provider_id, ref.thread_id, self.cfg.classify.text_chars,
+                                self.cfg.mail.max_message_bytes)
             snapshot: list[ThreadMessage] | None = None
 
             def thread() -> list[ThreadMessage]:
@@ -520,7 +525,7 @@ def classify_files(cfg: Config, items: Iterable[tuple[str, bytes | Exception]]) 
         try:
             if isinstance(raw, Exception):
                 raise raw
-            email = parse_email(raw, name, "", cfg.classify.text_chars)
+            email = parse_email(raw, name, "", cfg.classify.text_chars, cfg.mail.max_message_bytes)
             pre, c = pipeline.classify(email)
             with ledger.transaction():
                 ev = pipeline.evaluate(email, pre, c)

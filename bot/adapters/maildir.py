@@ -158,8 +158,10 @@ def _header_block(path: str) -> bytes:
 class MaildirProvider:
     """MailProvider over a Maildir++ tree. One directory scan per list_new(); everything else is O(1) per message."""
 
-    def __init__(self, root: Path, processed_label: str) -> None:
+    def __init__(self, root: Path, processed_label: str, max_message_bytes: int | None = None) -> None:
+        """max_message_bytes: fetch() reads at most one byte more of a message (enough to tell it is larger)."""
         self.root = Path(root)
+        self._read_limit = -1 if max_message_bytes is None else max_message_bytes + 1
         self.processed_folder = folder_for_label(processed_label)
         _make_dirs(self.root)
         self._links: dict[str, dict[str, str]] = {}  # key -> folder id -> current file path
@@ -288,7 +290,7 @@ class MaildirProvider:
                 try:
                     if path is None:
                         raise FileNotFoundError(ref.provider_id)
-                    data = path.read_bytes()
+                    data = self._read(path)
                 except FileNotFoundError:
                     # Renamed by a mail client (a flag change) since the scan: look again, at most once a second.
                     if rescanned and not self._stale():
@@ -298,7 +300,7 @@ class MaildirProvider:
                     path = self.locate(ref.provider_id)
                     if path is None:
                         raise
-                    data = path.read_bytes()
+                    data = self._read(path)
             except FileNotFoundError:
                 yield ref, MailError(f"message {ref.provider_id!r} is not in the maildir")
                 continue
@@ -306,6 +308,10 @@ class MaildirProvider:
                 yield ref, MailError(f"cannot read message {ref.provider_id!r}: {exc.strerror}")
                 continue
             yield ref, data
+
+    def _read(self, path: Path) -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read(self._read_limit)
 
     def thread(self, thread_id: str) -> list[ThreadMessage]:
         keys = [k for k in self._thread_index().get(thread_id, []) if k in self._links]

@@ -39,7 +39,8 @@ def _nested(depth: int) -> str:
 
 
 def broken_mail() -> list[tuple[str, bytes]]:
-    """Malformed, oddly encoded, oversized-but-not-huge and hostile mail (the 25 MB case is big_attachment())."""
+    """Malformed, oddly encoded, oversized-but-not-huge and hostile mail (the 25 MB case is big_attachment(), the
+    50 MB one huge_line())."""
     rng = random.Random(7)
     binary = bytes(rng.randrange(256) for _ in range(20_000))
     deep_head, deep_body = _nested(300).split("\r\n\r\n", 1)
@@ -91,6 +92,14 @@ def broken_mail() -> list[tuple[str, bytes]]:
              "<a href=\"javascript:alert(2)\">details</a><iframe src=\"https://evil.example\"></iframe>"
              "<style>p{{background:url(https://evil.example/t.gif)}}</style></body></html>"),
         _msg("html-in-subject", "", "A quote please.", subject=f"Quote {SCRIPT} <b onmouseover=alert(3)>now</b>"),
+        _msg("date-9999", "", "Please quote 2 pumps.", date="Fri, 31 Dec 9999 23:59:59 -1200"),
+        _msg("date-year-one", "", "Please quote 3 pumps.", date="Mon, 01 Jan 0001 00:00:00 +2359"),
+        _msg("reply-to-our-mailbox", "Reply-To: Sales Desk <SALES@Acme-Pumps.Example>\r\n",
+             "Hello, please quote 5 pumps for our plant.", sender="Carl Customer <carl@customer-plant.example>"),
+        _msg("reply-to-encoded-colleague", "Reply-To: =?utf-8?q?Bob_Nguyen?= <Bob@ACME-PUMPS.example>\r\n",
+             "Hello, please quote 6 pumps for our plant.", sender="Dora Customer <dora@customer-mill.example>"),
+        _msg("reply-to-encoded-address", "Reply-To: =?utf-8?q?sales=40acme-pumps=2Eexample?=\r\n",
+             "Hello, please quote 7 pumps for our plant.", sender="Emil Customer <emil@customer-farm.example>"),
     ]
     for i, formula in enumerate(FORMULAS):
         cases.append(_msg(f"formula-{i}", "", f"{formula}\r\nPlease send a quote for pumps.", subject=formula,
@@ -129,6 +138,15 @@ def big_attachment(megabytes: int = 25) -> bytes:
             b"Content-Disposition: attachment; filename=\"drawings.pdf\"\r\n"
             b"Content-Transfer-Encoding: base64\r\n\r\n")
     return head + body + b"\r\n--big--\r\n"
+
+
+def huge_line(megabytes: int = 50) -> bytes:
+    """A lead whose plain-text body is one line of `megabytes` MB (not base64: nothing to elide cheaply)."""
+    head = (b"From: Long Liner <long@hostile.example>\r\nTo: sales@acme-pumps.example\r\n"
+            b"Subject: Our full requirements list\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
+            b"Message-ID: <huge-line@hostile.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            b"Please quote pumps: ")
+    return head + b"pump " * (megabytes * 1024 * 1024 // 5) + b"\r\n"
 
 
 def _chunks(chunk: bytes, n: int) -> Iterator[bytes]:
