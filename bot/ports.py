@@ -21,8 +21,23 @@ class ThreadMessage:
     source_id: str | None = None  # for bot drafts: the provider id of the mail the draft answers (X-Triage-Source)
 
 
+class Unavailable(Exception):
+    """Our own side or a service failed (a full or read-only disk, a service down or rate-limited), not the message
+    at hand: the message keeps its attempts and is simply tried again next cycle. Only a failure of the message
+    itself counts towards poll.max_attempts (see bot.pipeline.fault_of)."""
+
+
+class RetryLater(Unavailable):
+    """As Unavailable, and nothing more should be tried this cycle (a service asked us to stay away for a while):
+    the rest of the inbox waits for the next cycle, no attempt used."""
+
+
 class MailError(Exception):
     """A mail provider call failed for one message; the message stays where it is and is retried."""
+
+
+class MailUnavailable(MailError, Unavailable):
+    """A mail provider call failed because of the mailbox, not the message (a service outage, our disk)."""
 
 
 class AuthError(Exception):
@@ -97,7 +112,7 @@ class Classifier(Protocol):
         ...
 
 
-class SinkUnavailable(Exception):
+class SinkUnavailable(Unavailable):
     """A sink (sheet, chat, CRM) is down or rate-limited; the outbox keeps the work and replays it later."""
 
 

@@ -235,14 +235,15 @@ class Ledger:
     def known(self, provider_id: str) -> bool:
         return self._exec("SELECT 1 FROM messages WHERE provider_id=?", (provider_id,)).fetchone() is not None
 
-    def record_failure(self, provider_id: str, thread_id: str, error: str) -> int:
-        """Count a failed attempt on a message that has no decision yet; returns the attempt count."""
+    def record_failure(self, provider_id: str, thread_id: str, error: str, counted: bool = True) -> int:
+        """Record a failure of a message that has no decision yet; returns its attempt count. counted=False (our
+        side or a service failed, not the message) keeps the count and only records the error."""
         with self.transaction():
             self._exec(
                 "INSERT INTO messages(provider_id, thread_id, status, attempts, last_error, updated_at) "
-                "VALUES(?,?,?,?,?,?) ON CONFLICT(provider_id) DO UPDATE SET attempts=attempts+1, "
+                "VALUES(?,?,?,?,?,?) ON CONFLICT(provider_id) DO UPDATE SET attempts=attempts+excluded.attempts, "
                 "last_error=excluded.last_error, updated_at=excluded.updated_at",
-                (provider_id, thread_id, "failed", 1, error[:2000], iso(now_utc())))
+                (provider_id, thread_id, "failed", int(counted), error[:2000], iso(now_utc())))
             row = self._exec("SELECT attempts FROM messages WHERE provider_id=?", (provider_id,)).fetchone()
         return int(row["attempts"])
 
@@ -284,10 +285,11 @@ class Ledger:
         self._exec("UPDATE messages SET status=?, last_error=?, updated_at=? WHERE provider_id=?",
                    (status, error[:2000], iso(now_utc()), provider_id))
 
-    def bump_attempts(self, provider_id: str, error: str) -> int:
+    def bump_attempts(self, provider_id: str, error: str, counted: bool = True) -> int:
+        """As record_failure, for a message with a decision whose effects failed."""
         with self.transaction():
-            self._exec("UPDATE messages SET attempts=attempts+1, last_error=?, updated_at=? WHERE provider_id=?",
-                       (error[:2000], iso(now_utc()), provider_id))
+            self._exec("UPDATE messages SET attempts=attempts+?, last_error=?, updated_at=? WHERE provider_id=?",
+                       (int(counted), error[:2000], iso(now_utc()), provider_id))
             row = self._exec("SELECT attempts FROM messages WHERE provider_id=?", (provider_id,)).fetchone()
         return int(row["attempts"]) if row else 0
 

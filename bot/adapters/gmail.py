@@ -2,7 +2,7 @@
 
 Retries: every call runs with num_retries=0 and goes through bot.retry, the single retry owner. Errors leave
 this module as AuthError (a person must re-authorize) or MailError (GmailError: the pipeline keeps the message
-where it is and tries again next cycle).
+where it is and tries again next cycle; GmailUnavailable when Gmail itself failed, which uses no attempt).
 
 Quota (Gmail units) of an idle 60 s cycle: labels.list 1 (ensure_labels) + history.list 2, plus a catch-up
 messages.list 5 every `catchup_every` cycles. Per new message: messages.get 5 (batched) + its label change,
@@ -45,7 +45,7 @@ from bot.adapters.gmail_quota import QuotaPacer
 from bot.config import GmailConfig, LabelsConfig
 from bot.mime import header_date
 from bot.models import MessageRef
-from bot.ports import AuthError, CursorStore, MailError, ThreadMessage
+from bot.ports import AuthError, CursorStore, MailError, ThreadMessage, Unavailable
 from bot.retry import backoff_delay, call_with_retry, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ class GmailError(MailError):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+
+class GmailUnavailable(GmailError, Unavailable):
+    """Gmail itself failed (5xx, 429, a rate limit, the network) after the retries: not the message's fault."""
 
 
 def error_reasons(exc: HttpError) -> list[str]:
@@ -102,21 +106,23 @@ def may_have_landed(exc: BaseException) -> bool:
 
 
 def translate(exc: BaseException, what: str) -> AuthError | MailError:
-    """Library error -> AuthError (needs a person) or GmailError (this message, this cycle)."""
+    """Library error -> AuthError (needs a person), GmailUnavailable (Gmail itself is failing: retried next cycle,
+    no attempt of the message used) or GmailError (this message, this cycle)."""
     if isinstance(exc, (AuthError, MailError)):
         return exc
     if isinstance(exc, RefreshError):
         if getattr(exc, "retryable", False):
-            return GmailError(f"Gmail {what} failed: the token endpoint is unavailable")
+            return GmailUnavailable(f"Gmail {what} failed: the token endpoint is unavailable")
         return AuthError(AUTH_EXPIRED)
     if isinstance(exc, HttpError):
         reasons = error_reasons(exc)
         if exc.status_code == 401 or (exc.status_code == 403 and not _NO_SCOPE.isdisjoint(reasons)):
             return AuthError(AUTH_EXPIRED)
         reason = reasons[0] if reasons else ""
-        return GmailError(f"Gmail {what} failed: HTTP {exc.status_code} {exc.reason or reason}".strip(),
-                          exc.status_code, reason)
-    return GmailError(f"Gmail {what} failed: {type(exc).__name__}: {exc}")
+        kind = GmailUnavailable if is_retryable(exc) else GmailError
+        return kind(f"Gmail {what} failed: HTTP {exc.status_code} {exc.reason or reason}".strip(),
+                    exc.status_code, reason)
+    return GmailUnavailable(f"Gmail {what} failed: {type(exc).__name__}: {exc}")
 
 
 def label_query(name: str) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from bot.mime import header_date, read_headers, thread_key
 from bot.models import MessageRef
-from bot.ports import MailError, ThreadMessage
+from bot.ports import MailError, MailUnavailable, ThreadMessage
 
 log = logging.getLogger(__name__)
 
@@ -304,8 +304,8 @@ class MaildirProvider:
             except FileNotFoundError:
                 yield ref, MailError(f"message {ref.provider_id!r} is not in the maildir")
                 continue
-            except OSError as exc:
-                yield ref, MailError(f"cannot read message {ref.provider_id!r}: {exc.strerror}")
+            except OSError as exc:  # the disk or its permissions, not this message: it waits, no attempt used
+                yield ref, MailUnavailable(f"cannot read message {ref.provider_id!r}: {exc.strerror}")
                 continue
             yield ref, data
 
@@ -349,17 +349,17 @@ class MaildirProvider:
 
     def create_draft(self, raw: bytes, thread_id: str) -> str:
         folder = self.root / DRAFTS
-        _make_dirs(folder)
         key = _new_key()
         eol = b"\r\n" if raw.split(b"\n", 1)[0].endswith(b"\r") else b"\n"
         safe_thread = re.sub(r"[^\x21-\x7e]", "", thread_id).encode("ascii")
         tmp = folder / "tmp" / key
         try:
+            _make_dirs(folder)
             _write_new(tmp, b"X-Triage-Thread: " + safe_thread + eol + raw)
             final = folder / "cur" / f"{key}:2,D"
             os.rename(tmp, final)
         except OSError as exc:
-            raise MailError(f"cannot store the draft: {exc.strerror}") from exc
+            raise MailUnavailable(f"cannot store the draft: {exc.strerror}") from exc
         self._links[key] = {DRAFTS: str(final)}
         if self._threads is not None:
             self._threads.setdefault(self._thread_of(key), []).append(key)
@@ -399,7 +399,7 @@ class MaildirProvider:
                     raise MailError(f"message {key!r} changed on disk while being labelled") from None
                 self._scan()  # a mail client renamed a file (flag change) or a person removed a folder
             except OSError as exc:
-                raise MailError(f"cannot label message {key!r}: {exc.strerror}") from exc
+                raise MailUnavailable(f"cannot label message {key!r}: {exc.strerror}") from exc
 
     def _link(self, key: str, links: dict[str, str], folder: str) -> None:
         src = links.get(INBOX) or next(iter(links.values()))
