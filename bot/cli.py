@@ -66,14 +66,20 @@ def parse_since(text: str) -> timedelta:
 
 
 def cmd_run(cfg: Config, once: bool, dry_run: bool) -> int:
-    from bot.bootstrap import build_services
+    from bot.bootstrap import alert_team, build_services
     from bot.learn import ModelReloader, reloading
     from bot.pipeline import Pipeline
+    from bot.recovery import clean_orphans, recover_lost_ledger
     from bot.scheduler import EXIT_AUTH, run_daemon, summary
 
     stop = threading.Event()
     reloader = ModelReloader(cfg.classify.model_path)  # before the model is read: no change slips in between
     services = build_services(cfg)
+    if not dry_run:
+        clean_orphans(cfg)
+    lost = recover_lost_ledger(cfg, services.ledger, services.mail, services.clock, rebuild=not dry_run)
+    if lost:
+        alert_team(cfg, lost)
     pipeline = Pipeline(services, dry_run=dry_run, stop=stop)
     if once or dry_run:
         report = pipeline.run_cycle()
@@ -83,8 +89,6 @@ def cmd_run(cfg: Config, once: bool, dry_run: bool) -> int:
         return 0
     code = run_daemon(reloading(cfg, services, pipeline.run_cycle, reloader), cfg.poll.interval_seconds, stop)
     if code == EXIT_AUTH:
-        from bot.bootstrap import alert_team
-
         alert_team(cfg, "Gmail authorization was lost; the bot stopped. Run `python run.py auth gmail` again.")
     return code
 

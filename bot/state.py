@@ -183,6 +183,22 @@ class Ledger:
     def close(self) -> None:
         self.db.close()
 
+    def verify(self) -> None:
+        """SQLite's quick_check of the whole file: damage stops the bot before it acts on anything."""
+        try:
+            problems = [str(r[0]) for r in self.db.execute("PRAGMA quick_check(5)").fetchall()]
+        except sqlite3.Error as exc:
+            problems = [str(exc)]
+        if problems != ["ok"]:
+            first = " ".join(" ".join(problems).replace("*** in database main ***", "").split())
+            raise StateError(f"the ledger {self.path} is damaged (SQLite quick_check: {first[:160]}); restore it "
+                             "from a backup, or move it aside to start over; nothing was processed")
+
+    def is_empty(self) -> bool:
+        """Nothing recorded at all: a new ledger (or one that was deleted and created again)."""
+        return all(self._exec(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None  # noqa: S608 (fixed names)
+                   for table in ("messages", "effects", "cursors"))
+
     def _add_columns(self) -> None:
         """Columns newer than a ledger on disk: CREATE TABLE IF NOT EXISTS leaves an existing table as it is."""
         have = {r["name"] for r in self.db.execute("PRAGMA table_info(outbox)")}
@@ -221,6 +237,8 @@ class Ledger:
             if "disk" in str(exc) or "readonly" in str(exc) or "unable to open" in str(exc):
                 raise StateError(f"the ledger cannot be written ({exc}); stopping before anything is lost") from None
             raise
+        except sqlite3.DatabaseError as exc:  # "database disk image is malformed", "file is not a database"
+            raise StateError(f"the ledger {self.path} is damaged ({exc}); stopping before anything is lost") from None
 
     # ------------------------------------------------------------ messages
 

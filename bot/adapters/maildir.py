@@ -437,14 +437,18 @@ def seed_maildir(path: Path, seed_dir: Path) -> int:
     building = path.parent / f".{path.name}.seeding"
     if building.exists():  # left by an interrupted earlier run
         shutil.rmtree(building)
-    _make_dirs(building)
     files = sorted(seed_dir.glob("*.eml"))
-    for src in files:
-        dest = building / "new" / _seed_key(src.stem)
-        _write_new(dest, src.read_bytes())
-        when = header_date(read_headers(_header_block(str(dest))).get("date"))
-        if when is not None:  # mail clients show the file time as the arrival time
-            with contextlib.suppress(OverflowError, ValueError, OSError):
-                os.utime(dest, (when.timestamp(), when.timestamp()))
+    try:
+        _make_dirs(building)
+        for src in files:
+            dest = building / "new" / _seed_key(src.stem)
+            _write_new(dest, src.read_bytes())
+            when = header_date(read_headers(_header_block(str(dest))).get("date"))
+            if when is not None:  # mail clients show the file time as the arrival time
+                with contextlib.suppress(OverflowError, ValueError, OSError):
+                    os.utime(dest, (when.timestamp(), when.timestamp()))
+    except OSError:
+        shutil.rmtree(building, ignore_errors=True)  # a full disk gets its space back
+        raise
     os.rename(building, path)  # all or nothing: a crash never leaves a half-seeded maildir that counts as existing
     return len(files)

@@ -97,12 +97,13 @@ def demo_mail() -> list[Mail]:
 
 
 def compose(name: str, sender: str, subject: str, body: str, category: str, language: str, *,
-            headers: dict[str, str] | None = None, msgid: str | None = None) -> Mail:
+            headers: dict[str, str] | None = None, msgid: str | None = None,
+            date: str = "Tue, 01 Dec 2026 09:00:00 +0000") -> Mail:
     em = EmailMessage()
     em["From"] = sender
     em["To"] = "sales@acme-pumps.example"
     em["Subject"] = subject
-    em["Date"] = "Tue, 01 Dec 2026 09:00:00 +0000"
+    em["Date"] = date
     em["Message-ID"] = msgid or f"<{name}@resilience.example>"
     for k, v in (headers or {}).items():
         em[k] = v
