@@ -7,7 +7,7 @@ The hostile set: the broken and hostile corpus (tests/resilience/corpus.py), the
 mails sharing a Message-ID, a 25 MB attachment and a 50 MB single-line body. They are seeded into a fresh Maildir
 and `run.py --once` runs on them (the offline default with a trained model: no LLM, CSV audit, console pings)
 `--cycles` times; each
-run's exit code, wall time, peak RSS (the kernel's ru_maxrss for that process, see tests/resilience/peak.py) and
+run's exit code, wall time, peak RSS (the kernel's ru_maxrss for that process, see tests/peak.py) and
 cycle summary are printed. `--bot` runs
 another checkout of the bot (e.g. an older one) on the same mail.
 """
@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from bot.bootstrap import GOLD_DIR  # noqa: E402
 from bot.classify.offline import base_examples, train  # noqa: E402
+from tests.peak import run_measured  # noqa: E402
 from tests.resilience.corpus import big_attachment, broken_mail, duplicate_message_id, huge_line  # noqa: E402
-from tests.resilience.peak import run_measured  # noqa: E402
 
 INJECTION = ROOT / "tests" / "injection" / "corpus"
 

@@ -34,9 +34,9 @@ from tests.contract.fake_openai import answer_json, error, ok
 from tests.fake_mail import FakeMailProvider
 from tests.fakes import FakeAuditSink, FakeCrm, FakeNotifier, make_config
 from tests.httpfake import Request, Response
+from tests.peak import run_measured
 from tests.resilience.corpus import CANARY, FORMULAS, big_attachment, broken_mail, duplicate_message_id, huge_line
 from tests.resilience.harness import CLIENT_SECRET, REFRESH_TOKEN, ROOT, SECRETS, Stack
-from tests.resilience.peak import run_measured
 
 INJECTION = ROOT / "tests" / "injection"
 CASES: dict[str, dict[str, Any]] = yaml.safe_load((INJECTION / "expectations.yaml").read_text(encoding="utf-8"))

@@ -2,14 +2,11 @@
 
 Each case runs `run.py --config FILE check` in its own process under a generous address-space limit (1 GiB), so
 an unbounded load fails the test by running out of memory instead of taking the machine's; the peak RSS the
-kernel measured for that process must stay under 100 MB.
+kernel measured for that process (tests/peak.py) must stay under 100 MB.
 """
 
 from __future__ import annotations
 
-import os
-import resource
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import pytest
 import yaml
 
 from bot.config import ConfigError, read_yaml
+from tests.peak import run_measured
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = (ROOT / "config.yaml").read_text(encoding="utf-8")
@@ -53,29 +51,17 @@ CASES = {
 }
 
 
-def limited() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-    resource.setrlimit(resource.RLIMIT_CPU, (60, 60))  # a guard for the suite, not a measurement
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_config_bomb_is_a_config_error_in_bounded_memory(tmp_path: Path, case: str) -> None:
     text, where = CASES[case]
     path = tmp_path / "config.yaml"
     path.write_text(text, encoding="utf-8")
-    with open(tmp_path / "stdout", "wb") as out:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(path), "check"],
-                                cwd=tmp_path, stdout=out, stderr=subprocess.PIPE, preexec_fn=limited)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    rss = usage.ru_maxrss  # KiB
-    stderr = err.decode("utf-8", "replace")
-    assert proc.returncode == 2, stderr[-2000:]
-    assert f"config error in {path}" in stderr and where in stderr, stderr[:2000]
-    assert "Traceback" not in stderr and len(stderr) < 3000 and (tmp_path / "stdout").read_bytes() == b""
-    assert rss < 100 * 1024, f"peak RSS {rss // 1024} MB"
+    done = run_measured([sys.executable, str(ROOT / "run.py"), "--config", str(path), "check"], cwd=tmp_path,
+                        limits={"RLIMIT_AS": 1 << 30, "RLIMIT_CPU": 60})  # the CPU limit guards the suite only
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"config error in {path}" in done.stderr and where in done.stderr, done.stderr[:2000]
+    assert "Traceback" not in done.stderr and len(done.stderr) < 3000
+    assert done.peak_mib < 100, f"peak RSS {done.peak_mib:.0f} MiB"
 
 
 def test_nesting_and_expansion_within_the_limits_still_load() -> None:

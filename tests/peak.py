@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _STARTER = """
-import json, os, subprocess, sys
-proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+import json, os, resource, subprocess, sys
+for name, value in json.loads(sys.argv[1]).items():
+    resource.setrlimit(getattr(resource, name), (value, value))
+proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
 _, status, usage = os.wait4(proc.pid, 0)
 print(json.dumps({"code": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}))
 """
@@ -29,9 +31,13 @@ class Measured:
     peak_mib: float
 
 
-def run_measured(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Measured:
-    """Run cmd (its stdout discarded) and return its exit code, its stderr and its peak RSS in MiB."""
-    done = subprocess.run([sys.executable, "-S", "-c", _STARTER, *cmd], cwd=cwd, env=env, capture_output=True,
-                          timeout=timeout)
+def run_measured(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300,
+                 limits: dict[str, int] | None = None) -> Measured:
+    """Run cmd (its stdout discarded) and return its exit code, its stderr and its peak RSS in MiB.
+
+    limits: resource limits for it, by name ({"RLIMIT_AS": 1 << 30}).
+    """
+    done = subprocess.run([sys.executable, "-S", "-c", _STARTER, json.dumps(limits or {}), *cmd], cwd=cwd, env=env,
+                          capture_output=True, timeout=timeout)
     result = json.loads(done.stdout.decode().strip().splitlines()[-1])
     return Measured(result["code"], done.stderr.decode("utf-8", "replace"), result["maxrss_kib"] / 1024)
