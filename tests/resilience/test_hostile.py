@@ -1,9 +1,11 @@
 """Hostile and broken input: the cycle never crashes, every message ends processed or in review with a reason,
 and nothing from a mail becomes a formula, a Slack mention or link, an instruction followed, a path on disk or
-active markup. Secrets never leave the process.
+active markup. Secrets never leave the process. A hostile config (an alias bomb, a thousand levels of nesting) is
+an ordinary config error in bounded memory.
 
-Two levels: the pipeline in memory (hypothesis, the broken-mail corpus, the 25 MB case with its memory), and
-the real bot process against every fake (Gmail, Sheets, Slack, HubSpot and an LLM that obeys any instruction).
+Two levels: the pipeline in memory (hypothesis, the broken-mail corpus, the 25 MB and 50 MB cases with their
+memory), and the real bot process against every fake (Gmail, Sheets, Slack, HubSpot and an LLM that obeys any
+instruction) or on the offline default (the whole hostile set in one Maildir, with its peak RSS).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 import re
 import stat
+import sys
 import tracemalloc
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -35,7 +38,15 @@ from tests.fake_mail import FakeMailProvider
 from tests.fakes import FakeAuditSink, FakeCrm, FakeNotifier, make_config
 from tests.httpfake import Request, Response
 from tests.peak import run_measured
-from tests.resilience.corpus import CANARY, FORMULAS, big_attachment, broken_mail, duplicate_message_id, huge_line
+from tests.resilience.corpus import (
+    CANARY,
+    FORMULAS,
+    big_attachment,
+    broken_mail,
+    config_bombs,
+    duplicate_message_id,
+    huge_line,
+)
 from tests.resilience.harness import CLIENT_SECRET, REFRESH_TOKEN, ROOT, SECRETS, Stack
 
 INJECTION = ROOT / "tests" / "injection"
@@ -237,6 +248,21 @@ def test_the_bot_process_peak_rss_grows_by_less_than_the_attachment(tmp_path: Pa
     grew = peaks["big"] - peaks["small"]
     print(f"bot peak RSS: {peaks['small'] / 2**20:.0f} MiB, with a 25 MB mail {peaks['big'] / 2**20:.0f} MiB")
     assert grew < 150 * 2**20, f"peak RSS grew by {grew / 2**20:.0f} MiB for a 25 MB attachment"
+
+
+@pytest.mark.parametrize("case", sorted(config_bombs()))
+def test_a_config_bomb_is_a_config_error_in_bounded_memory(tmp_path: Path, case: str) -> None:
+    """Under a generous address-space limit (1 GiB), so an unbounded load fails by running out of memory rather
+    than taking the machine's; the peak RSS of the process must stay under 100 MB."""
+    text, where = config_bombs()[case]
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    done = run_measured([sys.executable, str(ROOT / "run.py"), "--config", str(path), "check"], cwd=tmp_path,
+                        limits={"RLIMIT_AS": 1 << 30, "RLIMIT_CPU": 60})  # the CPU limit guards the suite only
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"config error in {path}" in done.stderr and where in done.stderr, done.stderr[:2000]
+    assert "Traceback" not in done.stderr and len(done.stderr) < 3000
+    assert done.peak_mib < 100, f"peak RSS {done.peak_mib:.0f} MiB"
 
 
 def test_a_lead_the_crm_cannot_take_does_not_block_the_leads_behind_it(tmp_path: Path) -> None:
