@@ -167,6 +167,10 @@ class Pipeline:
                 "only that much of it was read"))
         if c.person_email and is_ours(cfg, c.person_email):  # the lead is the outside sender, never us
             c = replace(c, person_email=None)
+        if c.classifier.startswith("cache:") and c.person_email not in (None, email.from_addr, email.reply_to):
+            # Reused from another mail of the thread (one that shared a Message-ID, or another person's): its
+            # category holds, but the contact is this mail's sender, not the one that mail named.
+            c = replace(c, person_email=None, person_name=None, company=None, company_domain=None)
         return pre, c
 
     def evaluate(self, email: Email, pre: PrefilterResult, c: Classification,

@@ -397,6 +397,9 @@ def test_two_mails_sharing_a_message_id_stay_two_leads_in_the_real_bot(tmp_path:
         assert all(r["draft_id"] for r in o.sheet_rows) and len({r["draft_id"] for r in o.sheet_rows}) == 2
         pinged = [p.args["metadata"]["event_payload"]["provider_id"] for p in stack.slack.posted]
         assert pinged == ids
+        assert ["ann@first-farm.example" in p.text for p in stack.slack.posted] == [True, False]  # each its sender
+        assert sorted(c["email"] for c in stack.hubspot.of("contacts").values()) == [
+            "ann@first-farm.example", "bob@second-dairy.example"]
         assert stack.backlog() == {"unfinished": 0, "effects": 0, "outbox": 0, "unlisted": 0}
 
 
