@@ -14,6 +14,9 @@ credentials refreshed at the fake's token endpoint, offline classifier, CSV audi
 is drained; then --arrivals new messages arrive and are picked up through history (the daemon's steady state); then
 one more cycle runs 73 hours later, when spam and newsletters are trashed.
 
+The fake enforces Gmail's 15,000 units per user per minute: a call past it is refused (429 with a "Retry after"
+time, which pauses the bot's Gmail calls until then), and the refused calls are printed.
+
 Quota units are counted by the fake per API call (batch items one by one, Gmail's prices). Calls about one message
 (messages.get/modify/trash; threads.get and drafts.create by thread) are charged to that message, a batchModify is
 shared by the messages it names, and the result is grouped by the category the bot decided; listing, history and
@@ -100,6 +103,7 @@ def serve_fake(conn: Connection, corpus: Path, n: int, seed: int, latency: float
     from tests.contract.fake_gmail import FakeGmail, wall_clock
 
     with FakeGmail(clock=wall_clock) as gm:
+        gm.user_limit_per_minute = USER_LIMIT_PER_MINUTE  # passing it is refused with Gmail's flood control
         source = mailbox(corpus, seed)
         sources: Counter[str] = Counter()
 
@@ -339,10 +343,11 @@ def measure(args: argparse.Namespace, tmp_path: Path, fake: Connection, ready: d
     peak = peak_per_minute(log)
     print(f"units per minute: peak {peak:,} in any 60 s window = {peak / USER_LIMIT_PER_MINUTE:.0%} of Gmail's "
           f"per-user limit of {USER_LIMIT_PER_MINUTE:,}; {total / busy * 60:,.0f}/min on average over {busy:.0f} s")
-    print(f"refused calls:    {stats['refused'] or 'none'}; send calls: {len(stats['sent'])}")
+    print(f"refused calls:    {stats['refused'] or 'none'} (the fake refuses what passes {USER_LIMIT_PER_MINUTE:,} "
+          f"units per user per minute); send calls: {len(stats['sent'])}")
     print(f"HTTP requests:    {stats['http_requests']}")
     print(f"peak RSS:         bot {peak_rss:.0f} MB (fake, in its own process: {stats['fake_peak_rss_mb']:.0f} MB)")
-    return 0 if not failed and not later_failed else 1
+    return 0 if not failed and not later_failed and not stats["refused"] else 1
 
 
 if __name__ == "__main__":

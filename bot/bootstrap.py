@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import PACKAGE_DIR, Config
@@ -78,21 +79,27 @@ def build_mail(cfg: Config, ledger: Ledger) -> MailProvider:
                            max_message_bytes=cfg.mail.max_message_bytes)
 
 
-def build_sinks(cfg: Config) -> tuple[list[AuditSink], list[Notifier], list[Crm]]:
+def build_notifiers(cfg: Config) -> list[Notifier]:
     from bot.adapters.console import ConsoleNotifier
+
+    notifiers: list[Notifier] = [ConsoleNotifier()] if cfg.notify.console else []
+    if cfg.notify.slack.enabled:
+        from bot.adapters.slack import SlackNotifier
+
+        notifiers.append(SlackNotifier(cfg.notify.slack, cfg.routing.people()))
+    return notifiers
+
+
+def build_sinks(cfg: Config) -> tuple[list[AuditSink], list[Notifier], list[Crm]]:
     from bot.adapters.csv_audit import CsvAuditSink
 
     audit: list[AuditSink] = [CsvAuditSink(cfg.audit.csv_path)]
-    notifiers: list[Notifier] = [ConsoleNotifier()] if cfg.notify.console else []
+    notifiers = build_notifiers(cfg)
     crms: list[Crm] = []
     if cfg.audit.sheets.enabled:
         from bot.adapters.sheets import SheetsAuditSink, sheets_credentials
 
         audit.append(SheetsAuditSink(cfg.audit.sheets, sheets_credentials(cfg)))
-    if cfg.notify.slack.enabled:
-        from bot.adapters.slack import SlackNotifier
-
-        notifiers.append(SlackNotifier(cfg.notify.slack, cfg.routing.people()))
     if cfg.crm.hubspot.enabled:
         from bot.adapters.hubspot import HubspotCrm
 
@@ -114,18 +121,49 @@ def build_services(cfg: Config) -> Services:
                     audit_sinks=audit, notifiers=notifiers, crms=crms, link=thread_link(cfg))  # type: ignore[arg-type]
 
 
-def alert_team(cfg: Config, text: str) -> None:
-    """Best effort: every notifier that can raise an alert gets `text`; failures only reach the log."""
-    try:
-        _, notifiers, _ = build_sinks(cfg)
-    except Exception as exc:  # the config names a sink that cannot even be built: the log line must do
-        log.warning("could not build the notifiers for an alert: %s", type(exc).__name__)
-        return
+def build_dry_run_services(cfg: Config, scratch: Path) -> Services:
+    """Services for --dry-run, which must create and change nothing under state/: an existing ledger is read
+    (every transaction rolls back), a missing one is kept in memory; a demo maildir that does not exist yet is
+    seeded into `scratch` (a temporary folder) instead."""
+    path = cfg.state_dir / "ledger.sqlite3"
+    ledger = Ledger(path) if path.exists() else Ledger(None)
+    md = cfg.mail.maildir
+    if cfg.mail.provider == "maildir" and not md.path.exists():
+        from bot.adapters.maildir import MaildirProvider, seed_maildir
+
+        if md.seed:
+            seed_maildir(scratch / "maildir", md.seed)
+        mail: MailProvider = MaildirProvider(scratch / "maildir", processed_label=cfg.labels.processed)
+    else:
+        mail = build_mail(cfg, ledger)
+    _, notifiers, crms = build_sinks(cfg)  # named in the actions it prints; a dry run delivers nothing
+    return Services(cfg=cfg, mail=mail, classifier=build_classifier(cfg, ledger), ledger=ledger, notifiers=notifiers,
+                    crms=crms, link=thread_link(cfg))  # type: ignore[arg-type]
+
+
+def alert_team(cfg: Config, text: str, notifiers: Sequence[Notifier] | None = None) -> str:
+    """Tell the team the bot needs a person, through every notifier that can raise an alert (Slack's fallback
+    channel); returns what became of the alert in a few words ("" when no notifier can raise one); never raises.
+
+    The running bot passes its own notifiers. Without them they are built alone, never the audit sinks or the CRM,
+    so the alert goes out when the Gmail token (which the sheet may share) is what was lost. The log line is the
+    caller's, with `text` and what this returns on it: one line for the person reading the console.
+    """
+    if notifiers is None:
+        try:
+            notifiers = build_notifiers(cfg)
+        except Exception as exc:  # the config names a notifier that cannot even be built: the log line must do
+            return f"no team alert: the notifiers could not be built ({type(exc).__name__})"
+    outcome: list[str] = []
     for notifier in notifiers:
         alert = getattr(notifier, "alert", None)
         if alert is None:
             continue
         try:
-            alert(text)
+            where = alert(text)
         except Exception as exc:
-            log.warning("alert through %s failed: %s", notifier.name, type(exc).__name__)
+            outcome.append(f"the team alert through {notifier.name} failed ({type(exc).__name__})")
+            continue
+        if where:
+            outcome.append(f"the team was alerted in {where}")
+    return "; ".join(outcome)

@@ -11,9 +11,10 @@ import os
 import re
 import reprlib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, time, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -349,6 +350,75 @@ class CrmConfig:
 
 
 @dataclass(frozen=True)
+class BusinessHours:
+    timezone: str  # IANA name, e.g. Europe/Berlin
+    days: tuple[int, ...]  # weekday numbers, Monday = 0
+    start: time
+    end: time
+    holidays: tuple[date, ...] = ()
+
+    @property
+    def zone(self) -> tzinfo:
+        return _zone(self.timezone) or UTC
+
+
+@dataclass(frozen=True)
+class FollowupConfig:
+    enabled: bool
+    business_hours: BusinessHours
+    track_days: float  # stop looking for an answer this long after the bot first saw the mail
+    remind_after_hours: float  # business hours
+    escalate_after_hours: float  # business hours
+    escalate_to: str  # channel | reassign
+    escalation_channel: str  # Slack channel id; "" -> notify.slack.fallback_channel
+
+
+@dataclass(frozen=True)
+class WeeklyReport:
+    day: int  # Monday = 0
+    at: time
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    dir: Path
+    weekly: WeeklyReport | None
+    slack_channel: str
+    link_base: str
+
+
+DEFAULT_HOURS = BusinessHours("UTC", (0, 1, 2, 3, 4), time(9), time(17))
+DEFAULT_FOLLOWUP = FollowupConfig(True, DEFAULT_HOURS, 14, 4, 24, "channel", "")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool
+    address: str  # 127.0.0.1 unless the operator opens it up
+    port: int
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    max_outbox_age_minutes: float  # a sink queue older than this makes `health` fail
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    stuck_after_intervals: int  # no successful cycle for this many poll intervals
+    sink_failing_minutes: float  # a sink failing for longer than this
+    review_pile_up: int  # messages sent to review in the last 24 hours
+    repeat_minutes: float  # an alert that still holds is repeated at most this often
+
+
+@dataclass(frozen=True)
+class OperationsConfig:
+    metrics: MetricsConfig = MetricsConfig(False, "127.0.0.1", 9464)
+    health: HealthConfig = HealthConfig(60)
+    alerts: AlertsConfig = AlertsConfig(3, 30, 25, 60)
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     company: CompanyConfig
@@ -365,7 +435,16 @@ class Config:
     crm: CrmConfig
     state_dir: Path
     log_level: str = "INFO"
+    log_format: str = "text"  # text | json (one object per line, for log shippers)
+    operations: OperationsConfig = OperationsConfig()
     extra: dict[str, Any] = field(default_factory=dict)
+    followup: FollowupConfig = DEFAULT_FOLLOWUP
+    report: ReportConfig = field(default_factory=lambda: ReportConfig(Path("state/reports"), None, "", ""))
+
+    def secrets(self) -> list[str]:
+        """The secret values in use, long enough to mask wherever text may quote them (logs, state, alerts)."""
+        return [s for s in (self.classify.llm.api_key, self.notify.slack.token, self.crm.hubspot.token)
+                if s and len(s) >= 6]
 
 
 # ---------------------------------------------------------------- section readers
@@ -649,7 +728,8 @@ def _notify(r: Reader) -> NotifyConfig:
         timeout_seconds=s.number("timeout_seconds", 10, minimum=1),
     )
     if slack.enabled and not slack.token:
-        s.problem("token_env", "slack is enabled but no token was found (set the named environment variable)")
+        s.problem("token_env", f"slack is enabled but no token was found: set the environment variable "
+                  f"{s.string('token_env', '') or '(none named)'}")
     s.check_unknown()
     cfg = NotifyConfig(console=r.boolean("console", True), slack=slack)
     r.check_unknown()
@@ -665,11 +745,108 @@ def _crm(r: Reader) -> CrmConfig:
         timeout_seconds=h.number("timeout_seconds", 15, minimum=1),
     )
     if hubspot.enabled and not hubspot.token:
-        h.problem("token_env", "hubspot is enabled but no token was found (set the named environment variable)")
+        h.problem("token_env", f"hubspot is enabled but no token was found: set the environment variable "
+                  f"{h.string('token_env', '') or '(none named)'}")
     h.check_unknown()
     cfg = CrmConfig(hubspot=hubspot)
     r.check_unknown()
     return cfg
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def _zone(name: str) -> tzinfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _clock(r: Reader, key: str, default: str) -> time:
+    value = r.raw(key, default)
+    text = value if isinstance(value, str) else ""
+    if isinstance(value, int) and not isinstance(value, bool):  # YAML reads an unquoted 08:00 as 480 minutes
+        text = f"{value // 60:02d}:{value % 60:02d}" if 0 <= value < 24 * 60 else ""
+    m = _CLOCK_RE.match(text)
+    if not m:
+        r.problem(key, f"expected a time of day like \"09:00\", got {value!r}")
+        return time.fromisoformat(default)
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def _weekday(r: Reader, key: str, value: Any) -> int | None:
+    if isinstance(value, str) and value.strip().lower()[:3] in _DAYS:
+        return _DAYS.index(value.strip().lower()[:3])
+    r.problem(key, f"expected a day of the week like mon, got {value!r}")
+    return None
+
+
+def _business_hours(r: Reader) -> BusinessHours:
+    zone = r.string("timezone", "UTC")
+    if _zone(zone) is None:
+        r.problem("timezone", f"unknown time zone {zone!r} (an IANA name like Europe/Berlin)")
+    days = r.raw("days", list(_DAYS[:5]))
+    if not isinstance(days, list) or not days:
+        r.problem("days", "expected a non-empty list of days like [mon, tue, wed, thu, fri]")
+        days = list(_DAYS[:5])
+    numbers = [_weekday(r, f"days[{i}]", d) for i, d in enumerate(days)]
+    start, end = _clock(r, "start", "09:00"), _clock(r, "end", "17:00")
+    if end <= start:
+        r.problem("end", f"is not after start ({start:%H:%M})")
+    holidays = r.raw("holidays", [])
+    if not isinstance(holidays, list):
+        r.problem("holidays", "expected a list of dates like 2026-12-24")
+        holidays = []
+    hr = Reader({f"holidays[{i}]": d for i, d in enumerate(holidays)}, r.base_dir, r.path, r.problems)
+    free = tuple(d for i in range(len(holidays)) if (d := _date(hr, f"holidays[{i}]")) is not None)
+    r.check_unknown()
+    return BusinessHours(zone, tuple(sorted({n for n in numbers if n is not None})), start, end, free)
+
+
+def _followup(r: Reader) -> FollowupConfig:
+    cfg = FollowupConfig(
+        enabled=r.boolean("enabled", True),
+        business_hours=_business_hours(r.section("business_hours")),
+        track_days=r.number("track_days", 14, minimum=1, maximum=365),
+        remind_after_hours=r.number("remind_after_hours", 4, minimum=0.25),
+        escalate_after_hours=r.number("escalate_after_hours", 24, minimum=0.25),
+        escalate_to=r.string("escalate_to", "channel", choices=("channel", "reassign")),
+        escalation_channel=r.string("escalation_channel", ""),
+    )
+    if cfg.escalate_after_hours <= cfg.remind_after_hours:
+        r.problem("escalate_after_hours", f"must be more than remind_after_hours ({cfg.remind_after_hours:g})")
+    r.check_unknown()
+    return cfg
+
+
+def _report(r: Reader) -> ReportConfig:
+    weekly = None
+    raw_weekly = r.raw("weekly", None)
+    if raw_weekly is not None:
+        w = r.section("weekly")
+        day = _weekday(w, "day", w.raw("day", "mon"))
+        weekly = WeeklyReport(day if day is not None else 0, _clock(w, "time", "08:00"))
+        w.check_unknown()
+    cfg = ReportConfig(dir=r.path_value("dir", "state/reports"), weekly=weekly,
+                       slack_channel=r.string("slack_channel", ""), link_base=r.string("link_base", ""))
+    r.check_unknown()
+    return cfg
+
+
+def _operations(metrics_r: Reader, health_r: Reader, alerts_r: Reader) -> OperationsConfig:
+    metrics = MetricsConfig(enabled=metrics_r.boolean("enabled", False),
+                            address=metrics_r.string("address", "127.0.0.1"),
+                            port=metrics_r.integer("port", 9464, minimum=1, maximum=65535))
+    health = HealthConfig(max_outbox_age_minutes=health_r.number("max_outbox_age_minutes", 60, minimum=1))
+    alerts = AlertsConfig(stuck_after_intervals=alerts_r.integer("stuck_after_intervals", 3, minimum=1),
+                          sink_failing_minutes=alerts_r.number("sink_failing_minutes", 30, minimum=1),
+                          review_pile_up=alerts_r.integer("review_pile_up", 25, minimum=1),
+                          repeat_minutes=alerts_r.number("repeat_minutes", 60, minimum=1))
+    for r in (metrics_r, health_r, alerts_r):
+        r.check_unknown()
+    return OperationsConfig(metrics, health, alerts)
 
 
 def parse_config(data: Any, source: Path) -> Config:
@@ -696,6 +873,10 @@ def parse_config(data: Any, source: Path) -> Config:
         crm=_crm(r.section("crm")),
         state_dir=r.path_value("state_dir", "state"),
         log_level=r.string("log_level", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+        log_format=r.string("log_format", "text", choices=("text", "json")),
+        operations=_operations(r.section("metrics"), r.section("health"), r.section("alerts")),
+        followup=_followup(r.section("followup")),
+        report=_report(r.section("report")),
     )
     r.check_unknown()
     if r.problems:

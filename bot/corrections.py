@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 from bot.config import LabelsConfig
 from bot.mime import parse_email
 from bot.models import CATEGORIES, DISPOSABLE, MessageRef
-from bot.ports import AuthError, MailProvider
+from bot.ports import AuthError, MailboxPaused, MailProvider
 from bot.state import Ledger, MessageRow, StateError
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class CorrectionCheck:
                       lambda: check_sheet_corrections(ledger, sinks)):
             try:
                 added += len(check())
-            except (AuthError, StateError):
+            except (AuthError, StateError, MailboxPaused):
                 raise
             except Exception as exc:  # the next check retries; triage goes on meanwhile
                 log.warning("checking for corrections failed: %s: %s", type(exc).__name__, exc)

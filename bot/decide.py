@@ -9,7 +9,7 @@ Safety rules that hold whatever the config says:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 
 from bot.config import Config
@@ -82,8 +82,10 @@ def decide(cfg: Config, email: Email, pre: PrefilterResult, c: Classification,
                     reasons=tuple(reasons), reply_to=to), turn
 
 
-def describe_actions(d: Decision) -> list[str]:
-    """Human-readable list of what the decision does, for logs, dry runs and the audit row."""
+def describe_actions(d: Decision, notifiers: Sequence[str] | None = None,
+                     crms: Sequence[str] | None = None) -> list[str]:
+    """Human-readable list of what the decision does, for logs, dry runs and the audit row. With the names of the
+    notifiers and CRMs in use, a notification or upsert that no sink would make is left out."""
     out: list[str] = []
     if d.draft:
         out.append("draft reply")
@@ -94,8 +96,8 @@ def describe_actions(d: Decision) -> list[str]:
         out.append("archive")
     if d.trash_after_hours is not None:
         out.append(f"trash after {d.trash_after_hours:g}h")
-    if d.notify:
-        out.append("notify")
-    if d.crm:
-        out.append("crm upsert")
+    if d.notify and (notifiers is None or notifiers):
+        out.append("notify" + (f" {', '.join(notifiers)}" if notifiers else ""))
+    if d.crm and (crms is None or crms):
+        out.append("crm upsert" + (f" {', '.join(crms)}" if crms else ""))
     return out

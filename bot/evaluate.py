@@ -309,9 +309,11 @@ def score(cfg: Config, folder: str, split: str, rows: list[tuple[Label, dict[str
     return report
 
 
-def evaluate(cfg: Config, folder: Path, split: str | None = None, mix: Mix | None = None) -> Report:
+def evaluate(cfg: Config, folder: Path, split: str | None = None, mix: Mix | None = None,
+             progress: bool = False) -> Report:
     """Classify every labelled message of the split exactly as the bot would and score the result."""
     from bot.pipeline import classify_files
+    from bot.progress import tracked
 
     split = split or default_split(folder)
     if split not in SPLITS:
@@ -327,7 +329,7 @@ def evaluate(cfg: Config, folder: Path, split: str | None = None, mix: Mix | Non
                 yield lab.file, exc
 
     started = time.perf_counter()
-    lines = list(classify_files(cfg, items()))
+    lines = list(tracked(classify_files(cfg, items()), f"scoring {folder}", len(labels), progress))
     report = score(cfg, str(folder), split, list(zip(labels, lines, strict=True)), mix)
     report.seconds_per_message = round((time.perf_counter() - started) / max(1, len(labels)), 4)
     return report

@@ -33,6 +33,7 @@ from bot.state import Ledger
 log = logging.getLogger(__name__)
 
 MAX_ACCURACY_DROP = 0.02
+LEARNT_KEY = "learn:last_correction"  # the newest correction id a learn has trained on
 RUNS = 8
 
 
@@ -116,11 +117,20 @@ def offline_only(cfg: Config, model_path: Path | None = None) -> Config:
 
 
 def learn(cfg: Config, ledger: Ledger, mail: MailProvider, sinks: Sequence[Any] = (), force: bool = False,
-          gold_dir: Path = GOLD_DIR, runs: int = RUNS) -> LearnResult:
+          gold_dir: Path = GOLD_DIR, runs: int = RUNS, progress: bool = False) -> LearnResult:
     res = LearnResult()
+    log.info("looking for new corrections (mailbox labels, audit sheet)")
     res.new_corrections = len(check_label_corrections(ledger, mail, cfg.labels, text_chars=cfg.classify.text_chars))
     res.new_corrections += len(check_sheet_corrections(ledger, sinks))
-    res.before = evaluate(offline_only(cfg), gold_dir, "test")
+    newest = max((c["id"] for c in ledger.corrections()), default=0)
+    learnt = int(ledger.get_cursor(LEARNT_KEY) or 0)
+    if newest <= learnt and not force:
+        res.corrections = len(latest_corrections(ledger))
+        res.reason = (f"no new correction since the last learn ({res.corrections} corrected message(s) already "
+                      "learnt from)")
+        return res
+    log.info("scoring the current model on the gold test split")
+    res.before = evaluate(offline_only(cfg), gold_dir, "test", progress=progress)
     corrected, res.unavailable = corrected_examples(ledger, mail, cfg.classify.text_chars)
     res.corrections, res.used = len(corrected) + len(res.unavailable), len(corrected)
     if not corrected and not force:
@@ -128,13 +138,17 @@ def learn(cfg: Config, ledger: Ledger, mail: MailProvider, sinks: Sequence[Any] 
         return res
     base = base_examples(gold_dir, "train", cfg.classify.text_chars)
     res.base = len(base)
+    log.info("training on %d base + %d corrected messages (%d orderings, twice)", len(base), len(corrected), runs)
     model = train_with_corrections(base, corrected, runs)
     target = cfg.classify.model_path
     candidate = target.with_name(f".{target.name}.candidate")
     model.save(candidate)
     try:
-        res.after = evaluate(offline_only(cfg, candidate), gold_dir, "test")
+        log.info("scoring the new model on the gold test split")
+        res.after = evaluate(offline_only(cfg, candidate), gold_dir, "test", progress=progress)
         res.reason = _refusal(res.before, res.after)
+        with ledger.transaction():  # these corrections have been tried: the next learn waits for new ones
+            ledger.set_cursor(LEARNT_KEY, str(newest))
         if res.reason and not force:
             return res
         os.replace(candidate, target)  # atomic: a daemon reading the model sees the old file or the new one
@@ -168,6 +182,8 @@ def render(res: LearnResult) -> str:
         if r is not None:
             out.append(f"{name:<18}{_fmt(r.accuracy):>10}{_fmt(r.macro_f1):>10}{_fmt(r.lead_recall):>13}"
                        f"{r.destructive:>13}")
+    if res.before is None and not res.saved:  # nothing new: no training, no scoring
+        return f"{res.reason}; nothing to retrain (--force retrains anyway)"
     out.append("model saved; a running bot loads it at its next cycle" if res.saved
                else f"model NOT saved: {res.reason} (--force saves it anyway)")
     return "\n".join(out)

@@ -46,6 +46,7 @@ _PARSER = BytesParser(policy=policy.compat32)
 _HEADER_PARSER = BytesHeaderParser(policy=policy.compat32)
 _CTRL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _BODY_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_BREAKS = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")  # what str.splitlines() splits on
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _MSGID = re.compile(r"<[^<>\s]{1,500}>")
@@ -155,6 +156,13 @@ def _header_text(value: object, cap: int = HEADER_CAP) -> str:
     text = _CTRL.sub(" ", _unescape_8bit(str(value)[: cap * 8]))
     text = _INVISIBLE.sub("", _CTRL.sub(" ", _decode_words(text)))
     return " ".join(text.split())[:cap]
+
+
+def _header_as_written(raw_value: str) -> str:
+    """A header unfolded and RFC 2047 decoded, and nothing else: spacing and invisible characters stay, so a
+    reply can repeat it exactly (mail clients thread on it). Anything Python reads as a line break becomes a
+    space (no header injection; the email package refuses such a header)."""
+    return _LINE_BREAKS.sub(" ", _decode_words(re.sub(r"\r?\n(?=[ \t])", "", raw_value)))
 
 
 def _header_map(items: Iterable[tuple[str, object]]) -> tuple[dict[str, str], dict[str, str]]:
@@ -764,4 +772,5 @@ def _parse(raw: bytes, provider_id: str, thread_id: str, text_chars: int, max_by
         attachments=tuple(walker.attachments),
         raw_size=len(raw),
         defects=tuple(defects[:MAX_DEFECTS]),
+        subject_header=_header_as_written(raw_headers.get("subject", "")),
     )

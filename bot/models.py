@@ -63,6 +63,7 @@ class Email:
     attachments: tuple[Attachment, ...] = ()
     raw_size: int = 0
     defects: tuple[str, ...] = ()  # parse problems; non-empty and no usable text -> review
+    subject_header: str = ""  # the Subject as written (decoded, unfolded, nothing else changed): what a reply repeats
 
 
 @dataclass(frozen=True)
@@ -179,4 +180,12 @@ AUDIT_FIELDS: tuple[str, ...] = (
     "llm_cost_usd",
     "link",  # web link to the thread (Gmail) or the file (Maildir)
     "correction",  # left empty by the bot; a person may write a category here
+    # Filled in later on the same row (bot.followup): the first answer from our side, and the follow-up.
+    "answered_at",  # ISO 8601 UTC
+    "answered_by",  # the address that answered
+    "response_hours",  # business hours from arrival to the answer (followup.business_hours)
+    "response_hours_wall",  # wall-clock hours from arrival to the answer
+    "followup",  # reminders, escalation, reassignment, promotion from review, "no answer within N days"
 )
+# The columns of the first layout: an audit tab made before the later columns existed gets those appended.
+AUDIT_FIELDS_V1: tuple[str, ...] = AUDIT_FIELDS[: AUDIT_FIELDS.index("correction") + 1]

@@ -28,28 +28,34 @@ from bot.config import Config
 from bot.corrections import CorrectionCheck
 from bot.decide import decide, describe_actions, prefilter_classification, review_decision
 from bot.faults import crash_point
+from bot.followup.cycle import FollowUp
 from bot.mime import parse_email
-from bot.models import Classification, Decision, Email, MessageRef, PrefilterResult
+from bot.models import Classification, Decision, Email, MessageRef, PrefilterResult, Usage
 from bot.ports import (
     AuditSink,
     AuthError,
     Classifier,
     Crm,
+    MailboxPaused,
     MailProvider,
+    MessageGone,
     Notifier,
     RetryLater,
     ThreadMessage,
     Unavailable,
 )
 from bot.prefilter import prefilter
+from bot.progress import tracked
 from bot.records import audit_row, crm_payload, message_record, notify_payload
 from bot.replies import build_reply, is_ours
+from bot.routing import Turn
 from bot.state import Effect, Ledger, MessageRow, OutboxItem, StateError, iso, now_utc
 
 log = logging.getLogger("bot.pipeline")
 
 OUTBOX_BATCH = 200
 SET_ASIDE_MAX = 10  # rows of one batch an audit sink may refuse on their own before the rest waits a cycle
+PROGRESS_FROM = 100  # a cycle with this many messages to do (a first sync of a backlog) shows its progress
 LABEL_BATCH = 1000  # deferred label changes applied at once at most (Gmail's batchModify takes 1,000 ids)
 OUTAGE_STREAK = 3  # messages in a row failing on our side or a service: the rest of the cycle waits
 
@@ -124,7 +130,30 @@ class CycleReport:
     stopped_early: bool = False
     waiting: int = 0  # failures of our side or a service in a row (fault "ours"); OUTAGE_STREAK of them is an outage
     outage: bool = False  # the mailbox or our side is failing (or asked us to wait): its work waits for the next cycle
+    skipped: int = 0  # deleted or moved out of the inbox before the bot got to them
+    paused_until: datetime | None = None  # the mailbox asked for no calls before then
     dry_run_lines: list[str] = field(default_factory=list)
+    drafts: int = 0
+    review: int = 0
+    assigned: dict[str, int] = field(default_factory=dict)  # assignee address -> leads given this cycle
+    actions: dict[tuple[str, str], int] = field(default_factory=dict)  # (category, action) -> messages
+    errors: dict[str, int] = field(default_factory=dict)  # service (mail, llm, a sink) -> failures
+    llm: Usage = field(default_factory=Usage)
+
+    def tally(self, ev: Evaluation) -> None:
+        """Count one decided message."""
+        d, u = ev.decision, ev.classification.usage
+        self.categories[d.category] = self.categories.get(d.category, 0) + 1
+        self.actions[(d.category, d.action)] = self.actions.get((d.category, d.action), 0) + 1
+        self.drafts += int(d.draft)
+        self.review += int(d.review)
+        if d.assignee is not None:
+            self.assigned[d.assignee.email] = self.assigned.get(d.assignee.email, 0) + 1
+        self.llm = Usage(self.llm.calls + u.calls, self.llm.prompt_tokens + u.prompt_tokens,
+                         self.llm.completion_tokens + u.completion_tokens, self.llm.cost_usd + u.cost_usd)
+
+    def error(self, service: str) -> None:
+        self.errors[service] = self.errors.get(service, 0) + 1
 
 
 class Pipeline:
@@ -134,8 +163,8 @@ class Pipeline:
         self.dry_run = dry_run
         self.stop = stop or threading.Event()
         self._corrections = CorrectionCheck()  # every CHECK_EVERY cycles: labels people changed, sheet column
-        self._secrets = [x for x in (self.cfg.classify.llm.api_key, self.cfg.notify.slack.token,
-                                     self.cfg.crm.hubspot.token) if x and len(x) >= 6]
+        self._followup: FollowUp | None = None  # answers, reminders, escalation (made at the first cycle)
+        self._secrets = self.cfg.secrets()
 
     # ------------------------------------------------------------ deciding
 
@@ -180,22 +209,21 @@ class Pipeline:
         rotation = {name: self.s.ledger.rotation(name) for name in cfg.routing.pools}
         decision, turn = decide(cfg, email, pre, c, rotation, self.s.clock().date(), thread or (lambda: []))
         if turn is not None:
-            for i, member in enumerate(turn.joined, start=1):
-                if member != turn.member:
-                    self.s.ledger.set_rotation(turn.pool, member, max(rotation[turn.pool].values(), default=0) + i,
-                                               assigned=False)
-            self.s.ledger.set_rotation(turn.pool, turn.member, turn.turn, assigned=True)
+            take_turn(self.s.ledger, turn, rotation[turn.pool])
         return Evaluation(email, pre, c, decision)
 
-    def _commit(self, ref: MessageRef, ev: Evaluation) -> None:
-        """Record the decision with its effects and outbox items (inside the caller's transaction)."""
+    def _commit(self, ref: MessageRef, ev: Evaluation, rows: str = "audit") -> None:
+        """Record the decision with its effects and outbox items (inside the caller's transaction).
+
+        rows="update": the message has an audit row already, which is updated instead of a new one appended."""
         led, d, email = self.s.ledger, ev.decision, ev.email
         rec = message_record(email, ev.prefilter, ev.classification, d, self.s.link(ref.provider_id, ref.thread_id))
+        rec["actions"] = self.actions(d)
         led.save_decision(ref.provider_id, ref.thread_id, email.message_id, iso(email.date), ev.classification,
                           d.category, d.review, d.assignee.email if d.assignee else "", rec)
         self._add_effects(ref.provider_id, d, email, ev.classification)
         for sink in self.s.audit_sinks:
-            led.enqueue(ref.provider_id, f"audit:{sink.name}")
+            led.enqueue(ref.provider_id, f"{rows}:{sink.name}")
         if d.notify:
             for notifier in self.s.notifiers:
                 led.enqueue(ref.provider_id, f"notify:{notifier.name}")
@@ -212,6 +240,10 @@ class Pipeline:
         led.add_effect(provider_id, "modify", {"add": list(d.labels), "archive": d.archive})
         if d.trash_after_hours is not None:
             led.add_effect(provider_id, "trash", {}, self.s.clock() + timedelta(hours=d.trash_after_hours))
+
+    def actions(self, d: Decision) -> list[str]:
+        """What the decision does with the sinks this bot really has (no "crm upsert" without a CRM)."""
+        return describe_actions(d, [n.name for n in self.s.notifiers], [c.name for c in self.s.crms])
 
     # ------------------------------------------------------------ one message
 
@@ -241,16 +273,19 @@ class Pipeline:
                     self._report_dry_run(email, ev, report)
                 else:
                     self._commit(ref, ev)
-            report.categories[ev.decision.category] = report.categories.get(ev.decision.category, 0) + 1
+            report.tally(ev)
             if not self.dry_run:
                 crash_point("after_commit")
                 self.apply(ref.provider_id, ref.thread_id, snapshot, labels_later)
             report.processed += 1
             report.waiting = 0
-        except (AuthError, StateError):
+        except (AuthError, StateError, MailboxPaused):
             raise
+        except MessageGone as exc:
+            self._record_gone(ref, exc, report)
         except Exception as exc:  # one bad message never stops the cycle
             report.failed += 1
+            report.error("llm" if isinstance(exc, LlmUnavailable) else "mail")
             self._record_failure(ref, exc, report)
 
     def _error_text(self, exc: Exception) -> str:
@@ -287,6 +322,40 @@ class Pipeline:
         if counted and attempts >= self.cfg.poll.max_attempts:
             self._give_up(ref, error, attempts)
 
+    def _record_gone(self, ref: MessageRef, exc: MessageGone, report: CycleReport) -> None:
+        """Deleted, or moved out of the inbox by a person, before the bot was done with it: recorded once, with an
+        audit row giving the reason; no label, draft, ping or turn, and no attempt used. Pending label changes are
+        dropped. Should it come back to the inbox, it is processed then (see _is_new)."""
+        report.skipped += 1
+        led, reason = self.s.ledger, str(exc)
+        log.info("message %s left alone: %s", ref.provider_id, reason)
+        if self.dry_run:
+            return
+        row = led.get(ref.provider_id)
+        if row is not None and row.record.get("gone"):
+            return  # recorded already (listed again before the sync cursor moved on)
+        with led.transaction():
+            for eff in led.effects(ref.provider_id, "pending"):
+                if eff.kind != "trash":
+                    led.finish_effect(eff.id, reason, status="dropped")
+            if row is None or row.status == "failed":
+                d = Decision(category="", review=False, action="skip", labels=(), archive=False, draft=False,
+                             trash_after_hours=None, notify=False, crm=False,
+                             reasons=(f"not processed: {reason} before the bot read it",))
+                rec = message_record(None, None, None, d, self.s.link(ref.provider_id, ref.thread_id))
+                led.save_decision(ref.provider_id, ref.thread_id, "", "", None, "", False, "",
+                                  rec | {"gone": reason, "actions": ["none"]})
+                for sink in self.s.audit_sinks:
+                    led.enqueue(ref.provider_id, f"audit:{sink.name}")
+            else:  # decided: the decision stands; the audit row (queued with it) says what could not be done
+                led.update_record(ref.provider_id, gone=reason, error=f"{reason}; its labels were not applied")
+            led.set_status(ref.provider_id, "done")
+
+    def _is_new(self, ref: MessageRef) -> bool:
+        """Not in the ledger yet, or recorded as gone but listed in the inbox again (a person moved it back)."""
+        row = self.s.ledger.get(ref.provider_id)
+        return row is None or (bool(row.record.get("gone")) and row.category == "")
+
     def _give_up(self, ref: MessageRef, error: str, attempts: int) -> None:
         """Too many failures: label for review and keep it in the inbox. It is never dropped."""
         led = self.s.ledger
@@ -304,7 +373,7 @@ class Pipeline:
                     led.enqueue(ref.provider_id, f"audit:{sink.name}")
             else:
                 led.update_record(ref.provider_id, error=error, decision=row.record.get("decision"),
-                                  actions=describe_actions(d))
+                                  actions=self.actions(d))
                 led.mark_review(ref.provider_id)  # the audit row must say "review", as the mailbox label does
             led.add_effect(ref.provider_id, "modify", {"add": list(d.labels), "archive": False})
             led.set_status(ref.provider_id, "decided", error)
@@ -344,7 +413,19 @@ class Pipeline:
                 crash_point("after_modify")
                 led.finish_effect(eff.id)
         if not any(e.kind != "trash" for e in led.effects(provider_id, "pending")):
-            led.set_status(provider_id, "done")
+            self._done(provider_id)
+
+    def _done(self, provider_id: str) -> None:
+        """The message's mail effects are all done; a provider that keeps mail in files gives the audit link its
+        final place (a Maildir file moves when it is labelled and archived), relative to the config file."""
+        led = self.s.ledger
+        led.set_status(provider_id, "done")
+        locate = getattr(self.s.mail, "locate", None)
+        where = locate(provider_id) if locate is not None else None
+        if where is not None:
+            base = self.cfg.source.parent.resolve()
+            led.update_record(provider_id, link=str(where.relative_to(base)) if where.is_relative_to(base)
+                              else str(where))
 
     def apply_labels(self, queued: list[tuple[MessageRef, Effect]], report: CycleReport) -> None:
         """The queued label changes, one modify_many() per distinct change; a message whose change failed is
@@ -358,7 +439,7 @@ class Pipeline:
         for (add, archive), items in groups.items():
             try:
                 errors = mail.modify_many([ref.provider_id for ref, _ in items], add, archive)
-            except (AuthError, StateError):
+            except (AuthError, StateError, MailboxPaused):
                 raise
             except Exception as exc:
                 errors = {ref.provider_id: exc for ref, _ in items}
@@ -368,11 +449,15 @@ class Pipeline:
                     if ref.provider_id not in errors:
                         led.finish_effect(eff.id)
                         if not any(e.kind != "trash" for e in led.effects(ref.provider_id, "pending")):
-                            led.set_status(ref.provider_id, "done")
+                            self._done(ref.provider_id)
             for ref, _ in items:
-                if ref.provider_id in errors:
+                error = errors.get(ref.provider_id)
+                if isinstance(error, MessageGone):
+                    report.processed -= 1
+                    self._record_gone(ref, error, report)
+                elif error is not None:
                     report.processed, report.failed = report.processed - 1, report.failed + 1
-                    self._record_failure(ref, errors[ref.provider_id], report)
+                    self._record_failure(ref, error, report)
 
     def trash_due(self, report: CycleReport) -> None:
         led = self.s.ledger
@@ -381,9 +466,10 @@ class Pipeline:
             chunk = due[start:start + 500]
             try:
                 self.s.mail.trash([e.provider_id for e in chunk])
-            except (AuthError, StateError):
+            except (AuthError, StateError, MailboxPaused):
                 raise
             except Exception as exc:
+                report.error("mail")
                 log.warning("trashing %d messages failed, retrying next cycle: %s", len(chunk), exc)
                 return
             crash_point("after_trash")
@@ -446,6 +532,7 @@ class Pipeline:
             report.delivered[name] = report.delivered.get(name, 0) + len(batch)
             return True
         if outage:  # the service, the network or the disk: never the fault of a row
+            report.error(name)
             led.outbox_failed([i.id for i, _ in batch], error)
             log.warning("%s unavailable, %d rows stay queued: %s", name, len(batch), error)
             return False
@@ -482,6 +569,7 @@ class Pipeline:
                 result = send(row, item.attempts > 0)
             except Exception as exc:
                 error = self._error_text(exc)
+                report.error(name)
                 if fault_of(exc) != "message" or item.attempts + 1 < self.cfg.poll.max_attempts:
                     led.outbox_failed([item.id], error)
                     log.warning("%s unavailable, its queue waits for the next cycle: %s", name, exc)
@@ -498,24 +586,37 @@ class Pipeline:
 
     def run_cycle(self) -> CycleReport:
         report = CycleReport()
-        cfg, led, mail = self.cfg, self.s.ledger, self.s.mail
         try:
-            if not self.dry_run:
-                mail.ensure_labels(cfg.labels.all())
-                self._resume(report)
-            if not report.outage:
-                self._process_new(report)
-        except Unavailable as exc:  # the mailbox itself: nothing is lost, the next cycle lists again
-            log.warning("the mailbox is unavailable, its work waits for the next cycle: %s", self._error_text(exc))
+            return self._cycle(report)
+        except Unavailable as exc:  # the mailbox itself: what was not done waits, no attempt is used
+            if isinstance(exc, MailboxPaused):  # no mail calls until then
+                report.paused_until = exc.until
+            else:
+                log.warning("the mailbox is unavailable, its work waits for the next cycle: %s", self._error_text(exc))
             report.outage = True
+            if not self.dry_run:
+                self.deliver(report)  # the sinks are not the mailbox
+            return report
+
+    def _cycle(self, report: CycleReport) -> CycleReport:
+        cfg, led, mail = self.cfg, self.s.ledger, self.s.mail
+        if not self.dry_run:
+            if cfg.followup.enabled and self._followup is None:  # before any decision: it tracks from here on
+                self._followup = FollowUp(self)
+            mail.ensure_labels(cfg.labels.all())
+            self._resume(report)
+        if not report.outage:
+            self._process_new(report)
         if self.dry_run:
             return report
         if not (report.stopped_early or report.outage):
             mail.checkpoint()  # every listed message is now decided or recorded as failed
-        if not report.outage:
+        if not report.outage:  # a failing mailbox is asked nothing more this cycle
             self._corrections.tick(led, mail, cfg.labels, self.s.audit_sinks, cfg.classify.text_chars)  # before trash
             self.trash_due(report)
         self.deliver(report)
+        if self._followup is not None and not report.outage:
+            self._followup.run(report)
         return report
 
     def _resume(self, report: CycleReport) -> None:
@@ -525,22 +626,25 @@ class Pipeline:
             if report.outage:
                 return
             row = led.get(provider_id)
+            ref = MessageRef(provider_id, row.thread_id if row else "")
             try:
-                self.apply(provider_id, row.thread_id if row else "", None)
+                self.apply(provider_id, ref.thread_id, None)
                 report.resumed += 1
                 report.waiting = 0
-            except (AuthError, StateError):
+            except (AuthError, StateError, MailboxPaused):
                 raise
+            except MessageGone as exc:
+                self._record_gone(ref, exc, report)
             except Exception as exc:
                 report.failed += 1
-                self._record_failure(MessageRef(provider_id, row.thread_id if row else ""), exc, report)
+                self._record_failure(ref, exc, report)
 
     def _process_new(self, report: CycleReport) -> None:
         """The new mail and the mail that failed before, each decided and acted on."""
         cfg, led, mail = self.cfg, self.s.ledger, self.s.mail
         refs = mail.list_new(cfg.poll.max_messages_per_cycle)
         report.listed = len(refs)
-        todo = [r for r in refs if not led.known(r.provider_id)]
+        todo = [r for r in refs if self._is_new(r)]
         listed_ids = {r.provider_id for r in todo}
         todo += [MessageRef(pid, tid) for pid, tid, _ in led.failed_messages(cfg.poll.max_attempts)
                  if pid not in listed_ids]
@@ -549,7 +653,7 @@ class Pipeline:
         # pending effects, so a crash meanwhile only means they are made on resume.
         later: list[tuple[MessageRef, Effect]] | None = [] if isinstance(mail, BulkLabels) else None
         with led.transaction(rollback=True) if self.dry_run else nullcontext():
-            for ref, raw in mail.fetch(todo):
+            for ref, raw in tracked(mail.fetch(todo), "processing new mail", len(todo), len(todo) >= PROGRESS_FROM):
                 if self.stop.is_set() or report.outage:
                     report.stopped_early = True
                     break
@@ -561,11 +665,19 @@ class Pipeline:
 
     def _report_dry_run(self, email: Email, ev: Evaluation, report: CycleReport) -> None:
         d = ev.decision
-        line = (f"would {', '.join(describe_actions(d))} | {d.category} "
+        line = (f"would {', '.join(self.actions(d))} | {d.category} "
                 f"({ev.classification.confidence:.2f}, {ev.classification.classifier}) | "
                 f"{email.from_addr} | {email.subject[:60]!r}")
         report.dry_run_lines.append(line)
-        log.info("dry run: %s", line)
+        log.debug("dry run: %s", line)  # printed on stdout by the command; the log gets it only at DEBUG
+
+
+def take_turn(ledger: Ledger, turn: Turn, rotation: Mapping[str, int]) -> None:
+    """Persist a round-robin turn: newcomers queue at the back, the chosen member moves behind everyone."""
+    for i, member in enumerate(turn.joined, start=1):
+        if member != turn.member:
+            ledger.set_rotation(turn.pool, member, max(rotation.values(), default=0) + i, assigned=False)
+    ledger.set_rotation(turn.pool, turn.member, turn.turn, assigned=True)
 
 
 def _upsert(crm: Crm, row: MessageRow, retry: bool) -> str:

@@ -40,6 +40,20 @@ class MailUnavailable(MailError, Unavailable):
     """A mail provider call failed because of the mailbox, not the message (a service outage, our disk)."""
 
 
+class MessageGone(MailError):
+    """The message is no longer there to act on: deleted, or moved out of the inbox (Trash, Spam, archived) before
+    the bot got to it. The pipeline records it once with this reason and does not retry it; no attempt is used."""
+
+
+class MailboxPaused(RetryLater):
+    """The mail service asked for no calls before `until` (Gmail's flood control). Not any message's fault: the
+    pipeline stops the cycle's mail work where it is, uses no attempt, and carries on once `until` has passed."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"mail calls paused until {until.isoformat(timespec='seconds')}")
+        self.until = until
+
+
 class AuthError(Exception):
     """Credentials are missing, expired or revoked; the bot cannot continue until a person acts."""
 

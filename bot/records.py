@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from bot.decide import describe_actions
+from bot.followup.audit import answer_fields
 from bot.models import Classification, Decision, Email, PrefilterResult
 from bot.state import Ledger, MessageRow, classification_to_dict, iso, now_utc
 
@@ -54,6 +55,18 @@ def details(classification: dict[str, Any]) -> str:
                      if fields.get(key) not in (None, "", "unknown"))
 
 
+SUMMARY_CHARS = 140
+
+
+def summary_of(rec: dict[str, Any]) -> str:
+    """The LLM's summary when there is one, else the start of the mail's own text, on one line."""
+    c = rec.get("classification") or {}
+    if c.get("summary"):
+        return str(c["summary"])
+    text = " ".join(str((rec.get("email") or {}).get("body", "")).split())
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+
+
 def audit_row(ledger: Ledger, row: MessageRow) -> dict[str, Any]:
     rec = row.record
     em = rec.get("email") or {}
@@ -85,7 +98,7 @@ def audit_row(ledger: Ledger, row: MessageRow) -> dict[str, Any]:
         "draft_id": ledger.effect_result(row.provider_id, "draft"),
         "notification": ledger.outbox_result(row.provider_id, "notify:"),
         "crm_id": ledger.outbox_result(row.provider_id, "crm:"),
-        "summary": c.get("summary") or "",
+        "summary": summary_of(rec),
         "details": details(c),
         "reasons": " | ".join(d.get("reasons", ())),
         "error": rec.get("error", "") or row.last_error,
@@ -93,6 +106,7 @@ def audit_row(ledger: Ledger, row: MessageRow) -> dict[str, Any]:
         "llm_cost_usd": f"{float(usage.get('cost_usd', 0.0)):.6f}",
         "link": rec.get("link", ""),
         "correction": "",
+        **answer_fields(ledger, row.provider_id),
     }
 
 
@@ -118,7 +132,7 @@ def notify_payload(ledger: Ledger, row: MessageRow) -> dict[str, Any]:
         "company": c.get("company") or "",
         "subject": em.get("subject", ""),
         "language": c.get("language") or "",
-        "summary": c.get("summary") or em.get("body", "")[:140].replace("\n", " "),
+        "summary": summary_of(rec),
         "category": row.category,
         "thread_link": rec.get("link", ""),
         # The draft lives in the thread (Gmail shows it there), so the thread is where "open the draft" leads.

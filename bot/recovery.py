@@ -70,24 +70,19 @@ def _age(path: Path, now: Callable[[], float]) -> float:
         return 0.0
 
 
-def recover_lost_ledger(cfg: Config, ledger: Ledger, mail: MailProvider, clock: Callable[[], datetime],
-                        rebuild: bool = True) -> str:
-    """If the ledger is empty but the mailbox has processed mail, say so and rebuild the scheduled trash.
-
-    Returns the warning given ("" when the ledger is fine or the mailbox new). rebuild=False (a dry run) only warns.
-    """
+def recover_lost_ledger(cfg: Config, ledger: Ledger, mail: MailProvider, clock: Callable[[], datetime]) -> str:
+    """If the ledger is empty but the mailbox has processed mail, rebuild the scheduled trash and return what the
+    team must be told ("" when the ledger is fine or the mailbox is new)."""
     if not ledger.is_empty():
         return ""
     processed = mail.ids_with_label(cfg.labels.processed)
     if not processed:
         return ""  # a new installation: nothing was lost
-    scheduled = _rebuild_trash(cfg, ledger, mail, processed, clock) if rebuild else 0
-    warning = (f"the ledger {ledger.path} is new, but {len(processed)} message(s) in the mailbox carry "
-               f"{cfg.labels.processed}: it was deleted or replaced. Earlier decisions, the round-robin position "
-               "(it starts over) and any rows, pings and CRM updates still queued are gone; "
-               f"rebuilt from the mailbox: {scheduled} scheduled trash item(s) of spam and newsletters")
-    log.error("%s", warning)
-    return warning
+    scheduled = _rebuild_trash(cfg, ledger, mail, processed, clock)
+    return (f"the ledger {ledger.path} is new, but {len(processed)} message(s) in the mailbox carry "
+            f"{cfg.labels.processed}: it was deleted or replaced. Earlier decisions, the round-robin position "
+            "(it starts over) and any rows, pings and CRM updates still queued are gone; "
+            f"rebuilt from the mailbox: {scheduled} scheduled trash item(s) of spam and newsletters")
 
 
 def _rebuild_trash(cfg: Config, ledger: Ledger, mail: MailProvider, processed: set[str],

@@ -125,10 +125,24 @@ def reply_address(cfg: Config, email: Email) -> tuple[str, str]:
 
 
 def reply_subject(subject: str) -> str:
-    # A literal "=?" would be read as the start of an RFC 2047 encoded word a second time (by the email package,
-    # which then cannot fold a broken one, and by mail clients): a word joiner keeps it text.
-    s = subject.strip().replace("=?", "=\u2060?")
-    return s if re.match(r"(?i)^(re|aw|sv|antw|rif|r)\s*:", s) else f"Re: {s}"
+    """"Re: " + the original Subject, unchanged: Gmail threads a draft only when its subject matches the thread's.
+
+    A subject that already starts with a reply prefix (Re:, RE:, AW:, SV:, Antw:, Rif:, R:) is kept as it is,
+    as mail clients do, rather than doubled into "Re: Re:".
+    """
+    return subject if re.match(r"(?i)^\s*(re|aw|sv|antw|rif|r)\s*:", subject) else f"Re: {subject}"
+
+
+def writable_subject(subject: str) -> str:
+    """The subject as given, unless the email package cannot write it: a literal "=?...?=" that reads as a broken
+    RFC 2047 encoded word makes it fail. Then a word joiner after each "=" keeps that text from being decoded."""
+    try:
+        probe = EmailMessage()
+        probe["Subject"] = subject
+        probe.as_bytes(policy=probe.policy.clone(max_line_length=998))
+        return subject
+    except Exception:  # IndexError, UnicodeEncodeError... from deep inside the header folder
+        return subject.replace("=?", "=\u2060?")
 
 
 def build_reply(cfg: Config, email: Email, d: Decision, person_name: str | None = None,
@@ -142,7 +156,7 @@ def build_reply(cfg: Config, email: Email, d: Decision, person_name: str | None 
     msg["To"] = to
     if d.cc:
         msg["Cc"] = ", ".join(d.cc)
-    msg["Subject"] = reply_subject(email.subject)
+    msg["Subject"] = writable_subject(reply_subject(email.subject_header or email.subject))
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = make_msgid(domain=cfg.company.mailbox.rpartition("@")[2] or None)
     msg["In-Reply-To"] = email.message_id

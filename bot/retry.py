@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -22,6 +23,8 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _rng = random.Random()
+# Retries made so far per service (the first word of `what`, lower case); read by the metrics, never reset.
+RETRIES: Counter[str] = Counter()
 
 
 def backoff_delay(attempt: int, *, initial: float = 1.0, cap: float = 32.0, rng: random.Random | None = None) -> float:
@@ -87,6 +90,7 @@ def call_with_retry(
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        RETRIES[what.split()[0].lower() if what.strip() else "call"] += 1
         log.warning("%s failed (%s), retry %d/%d in %.1f s", what, _describe(exc), state.attempt_number,
                     max_attempts - 1, state.upcoming_sleep)
 

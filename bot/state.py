@@ -157,9 +157,20 @@ def prepare_state_dir(path: Path) -> None:
 
 
 class Ledger:
-    def __init__(self, path: Path | None) -> None:
-        """path=None keeps everything in memory (commands that must not change state)."""
+    def __init__(self, path: Path | None, readonly: bool = False) -> None:
+        """path=None keeps everything in memory (commands that must not change state); readonly=True reads an
+        existing ledger and writes nothing (health probes)."""
         self.path = path
+        self._lock = threading.RLock()
+        self._depth = 0
+        if readonly and path is not None:
+            try:
+                self.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
+                                          isolation_level=None, check_same_thread=False)
+                self.db.row_factory = sqlite3.Row
+            except sqlite3.Error as exc:
+                raise StateError(f"cannot open the ledger {path}: {exc}") from None
+            return
         if path is not None:
             prepare_state_dir(path.parent)
         try:
@@ -177,8 +188,6 @@ class Ledger:
             side = Path(f"{path}{suffix}")
             if path is not None and side.exists():
                 os.chmod(side, 0o600)
-        self._lock = threading.RLock()
-        self._depth = 0
 
     def close(self) -> None:
         self.db.close()
@@ -405,6 +414,18 @@ class Ledger:
             return str(row["result"])
         return "queued" + (f" ({row['last_error']})" if row["last_error"] else "")
 
+    def outbox_queues(self) -> dict[str, tuple[int, str, str]]:
+        """Per sink with pending items: (count, oldest created_at, oldest created_at among items that failed)."""
+        rows = self._exec("SELECT sink, COUNT(*) AS n, MIN(created_at) AS oldest, "
+                          "MIN(CASE WHEN last_error != '' THEN created_at END) AS failing "
+                          "FROM outbox WHERE status='pending' GROUP BY sink").fetchall()
+        return {r["sink"]: (int(r["n"]), str(r["oldest"]), str(r["failing"] or "")) for r in rows}
+
+    def review_count(self, since: str) -> int:
+        """Messages sent to review that were decided at or after `since`."""
+        row = self._exec("SELECT COUNT(*) AS n FROM messages WHERE review=1 AND decided_at >= ?", (since,)).fetchone()
+        return int(row["n"])
+
     def outbox_backlog(self) -> dict[str, int]:
         rows = self._exec("SELECT sink, COUNT(*) AS n FROM outbox WHERE status='pending' GROUP BY sink").fetchall()
         return {r["sink"]: int(r["n"]) for r in rows}
@@ -419,6 +440,18 @@ class Ledger:
         self._exec("INSERT INTO rotation(pool, member, last_turn, assigned) VALUES(?,?,?,?) "
                    "ON CONFLICT(pool, member) DO UPDATE SET last_turn=excluded.last_turn, "
                    "assigned=assigned+excluded.assigned", (pool, member, last_turn, int(assigned)))
+
+    def assignments_since(self, since: str) -> dict[str, int]:
+        """Leads per assignee address decided at or after `since`."""
+        rows = self._exec("SELECT assignee, COUNT(*) AS n FROM messages WHERE assignee != '' AND decided_at >= ? "
+                          "GROUP BY assignee", (since,)).fetchall()
+        return {r["assignee"]: int(r["n"]) for r in rows}
+
+    def backlog(self, max_attempts: int) -> tuple[int, int]:
+        """(messages failing that will be retried, decided messages whose mail effects are not all done)."""
+        row = self._exec("SELECT SUM(status='failed' AND attempts < ?) AS failing, SUM(status='decided') AS open "
+                         "FROM messages", (max_attempts,)).fetchone()
+        return int(row["failing"] or 0), int(row["open"] or 0)
 
     def assignment_counts(self, pool: str) -> dict[str, int]:
         rows = self._exec("SELECT member, assigned FROM rotation WHERE pool=?", (pool,)).fetchall()

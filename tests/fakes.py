@@ -24,6 +24,20 @@ class FakeAuditSink:
         present = {r["provider_id"] for r in self.rows} if retry else set()
         self.rows.extend(dict(r) for r in rows if r["provider_id"] not in present)
 
+    def update(self, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Fill in fields of existing rows (found by provider_id); returns the ids with no row."""
+        self.calls.append((len(rows), True))
+        if self.down:
+            raise SinkUnavailable(f"{self.name} is down")
+        missing = set()
+        for change in rows:
+            row = next((r for r in self.rows if r["provider_id"] == change["provider_id"]), None)
+            if row is None:
+                missing.add(change["provider_id"])
+            else:
+                row.update(change)
+        return missing
+
 
 class FakeNotifier:
     def __init__(self, name: str = "fake") -> None:

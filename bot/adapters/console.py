@@ -25,10 +25,12 @@ class ConsoleNotifier:
             return "console (printed before)"
         who = payload.get("from_name") or payload.get("from_addr")
         company = f" ({_plain(payload.get('company'))})" if payload.get("company") else ""
+        if payload.get("kind", "lead") != "lead":  # a follow-up: reminder, escalation, reassignment
+            log.info("%s for %s: %s%s, %r: %s", _plain(payload.get("kind")).replace("_", " "),
+                     _plain(payload.get("assignee_email")), _plain(who), company, _plain(payload.get("subject")),
+                     _plain(payload.get("note"), 300))
+            return "console"
         log.info("new %s for %s: %s%s, %r [%s], draft %s", _plain(payload.get("category")),
                  _plain(payload.get("assignee_email")), _plain(who), company, _plain(payload.get("subject")),
                  _plain(payload.get("language")) or "?", _plain(payload.get("draft_link")) or "none")
         return "console"
-
-    def alert(self, text: str) -> None:
-        log.error("ALERT: %s", _plain(text, 500))

@@ -1,8 +1,10 @@
 """MailProvider over the Gmail API v1 (google-api-python-client, one service object per thread).
 
 Retries: every call runs with num_retries=0 and goes through bot.retry, the single retry owner. Errors leave
-this module as AuthError (a person must re-authorize) or MailError (GmailError: the pipeline keeps the message
-where it is and tries again next cycle; GmailUnavailable when Gmail itself failed, which uses no attempt).
+this module as AuthError (a person must re-authorize), MailboxPaused (Gmail's flood control named a time to come
+back: no Gmail call is made before it, across cycles and restarts), MessageGone (the message was deleted or left
+the inbox before the bot got to it) or MailError (GmailError: the pipeline keeps the message where it is and
+tries again next cycle; GmailUnavailable when Gmail itself failed, which uses none of the message's attempts).
 
 Quota (Gmail units) of an idle 60 s cycle: labels.list 1 (ensure_labels) + history.list 2, plus a catch-up
 messages.list 5 every `catchup_every` cycles. Per new message: messages.get 5 (batched) + its label change,
@@ -26,7 +28,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import parseaddr
@@ -45,12 +47,16 @@ from bot.adapters.gmail_quota import QuotaPacer
 from bot.config import GmailConfig, LabelsConfig
 from bot.mime import header_date
 from bot.models import MessageRef
-from bot.ports import AuthError, CursorStore, MailError, ThreadMessage, Unavailable
+from bot.ports import AuthError, CursorStore, MailboxPaused, MailError, MessageGone, ThreadMessage, Unavailable
 from bot.retry import backoff_delay, call_with_retry, parse_retry_after
 
 log = logging.getLogger(__name__)
 
 CURSOR_KEY = "gmail.history_id"
+SYNCED_KEY = "gmail.synced_at"  # when the bot was last known to be in sync: how far back a full sync reaches
+PAUSED_KEY = "gmail.paused_until"  # Gmail's flood-control deadline: no call before it
+SYNC_MARGIN = timedelta(hours=1)  # a full sync reaches this much further back, for clocks that disagree
+MAX_PAUSE = timedelta(days=1)  # a deadline further away than this is taken as this (a wrong clock somewhere)
 SOURCE_HEADER = "X-Triage-Source"
 _RATE_LIMIT = {"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"}
 _NO_SCOPE = {"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"}
@@ -98,6 +104,24 @@ def retry_after(exc: BaseException) -> float | None:
     return parse_retry_after(exc.resp.get("retry-after")) if isinstance(exc, HttpError) else None
 
 
+_RETRY_AFTER_TIME = re.compile(r"Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d))")
+
+
+def rate_limit_deadline(exc: BaseException) -> datetime | None:
+    """The time Gmail's flood control names in its message ("User-rate limit exceeded.  Retry after
+    2026-12-07T11:16:42.247Z") on a 429 or rate-limit 403; None for any other error."""
+    if not isinstance(exc, HttpError) or not is_retryable(exc) or exc.status_code not in (403, 429):
+        return None
+    found = _RETRY_AFTER_TIME.search(exc.content.decode("utf-8", "replace") if exc.content else "")
+    if not found:
+        return None
+    try:
+        when = datetime.fromisoformat(found.group(1).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def may_have_landed(exc: BaseException) -> bool:
     """Whether a failed POST may still have been carried out (5xx, timeout, dropped connection)."""
     if isinstance(exc, HttpError):
@@ -140,14 +164,32 @@ def _decode_raw(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+DELETED = "the message was deleted from Gmail"
+
+
+def gone_reason(labels: Iterable[str], processed: str | None, processed_name: str) -> str | None:
+    """Why a message with these label ids is not (any more) one to process, or None when it is."""
+    found = set(labels)
+    if "TRASH" in found:
+        return "the message was moved to Trash"
+    if "SPAM" in found:
+        return "the message was marked as spam"
+    if "INBOX" not in found:
+        return "the message was moved out of the inbox"
+    if processed is not None and processed in found:
+        return f"the message is labelled {processed_name} already"
+    return None
+
+
 class GmailProvider:
     """The shared inbox in Gmail. Not thread-safe (httplib2): build one per thread."""
 
     def __init__(self, cfg: GmailConfig, credentials: Any, labels: LabelsConfig, cursor_store: CursorStore,
                  sleep: Callable[[float], None] = time.sleep, catchup_every: int = 10,
                  max_retry_seconds: float = 60.0, pacer: QuotaPacer | None = None,
-                 prefetch_bytes: int = PREFETCH_BYTES) -> None:
+                 prefetch_bytes: int = PREFETCH_BYTES, clock: Callable[[], datetime] | None = None) -> None:
         self._cfg, self._labels, self._cursors, self._sleep = cfg, labels, cursor_store, sleep
+        self._clock = clock or (lambda: datetime.now(UTC))
         self.pacer = pacer or QuotaPacer(sleep=sleep)  # every call is charged here before it is sent
         self._http = AuthorizedHttp(credentials, http=httplib2.Http(timeout=cfg.timeout_seconds))
         self._users = build("gmail", "v1", http=self._http, static_discovery=True, cache_discovery=False,
@@ -161,22 +203,56 @@ class GmailProvider:
         self._confirmed: set[str] = set()  # ids checkpointed while the stored cursor could not advance
         self._pending_cursor: str | None = None
         self._prefetched: dict[str, bytes] = {}  # raw mail the last listing's lookups already downloaded
+        self._gone: dict[str, MessageGone] = {}  # listed messages the lookups found deleted or out of the inbox
         self._prefetch_bytes = prefetch_bytes
+        self._pending_synced: str | None = None
+        self._paused_until = _stored_time(cursor_store.get_cursor(PAUSED_KEY))
+        self._pause_told = False  # the pause is logged once per process
 
     # ------------------------------------------------------------------ calls
 
     def _retrying(self, fn: Callable[[], Any], what: str, retryable: Callable[[BaseException], bool] = is_retryable,
                   ) -> Any:
         try:
-            return call_with_retry(fn, is_retryable=retryable, retry_after=retry_after, sleep=self._sleep,
-                                   max_delay=self._max_retry_seconds, what=f"Gmail {what}")
+            return call_with_retry(fn, is_retryable=lambda exc: retryable(exc) and self._deadline(exc) is None,
+                                   retry_after=retry_after, sleep=self._sleep, max_delay=self._max_retry_seconds,
+                                   what=f"Gmail {what}")
         except _CALL_ERRORS as exc:
+            deadline = self._deadline(exc)
+            if deadline is not None:
+                self._pause(deadline)
             raise translate(exc, what) from exc
+
+    def _deadline(self, exc: BaseException) -> datetime | None:
+        """Gmail's flood-control deadline carried by this error, if it is still ahead."""
+        deadline = rate_limit_deadline(exc)
+        return deadline if deadline is not None and deadline > self._clock() else None
+
+    def _pause(self, deadline: datetime) -> None:
+        """Make no Gmail call before `deadline`; stored, so a restart honours it too."""
+        until = min(deadline, self._clock() + MAX_PAUSE)
+        self._paused_until = until
+        self._cursors.set_cursor(PAUSED_KEY, until.isoformat())
+        self._pause_told = True
+        log.warning("Gmail's rate limit was hit: no Gmail calls until %s (%.0f s from now), as Gmail asks",
+                    until.isoformat(timespec="seconds"), (until - self._clock()).total_seconds())
+        raise MailboxPaused(until)
+
+    def _spend(self, what: str, count: int = 1) -> None:
+        """Before every API call: refuse it while Gmail's deadline is ahead, else charge it to the pacer."""
+        until = self._paused_until
+        if until is not None and self._clock() < until:
+            if not self._pause_told:  # a restarted process says once why it does not touch Gmail
+                self._pause_told = True
+                log.warning("Gmail calls stay paused until %s (Gmail's rate limit)",
+                            until.isoformat(timespec="seconds"))
+            raise MailboxPaused(until)
+        self.pacer.spend(what, count)
 
     def _call(self, request: Callable[[], Any], what: str) -> Any:
         """Build and execute one API request, retrying transient failures; a fresh request object per attempt."""
         def send() -> Any:
-            self.pacer.spend(what)
+            self._spend(what)
             return request().execute(num_retries=0)
 
         return self._retrying(send, what)
@@ -192,6 +268,9 @@ class GmailProvider:
         while todo:
             attempt += 1
             answers = self._retrying(partial(self._batch_once, [requests[i] for i in todo], what), what)
+            deadline = max(filter(None, map(self._deadline, answers)), default=None)
+            if deadline is not None:
+                self._pause(deadline)
             again = [i for i, a in zip(todo, answers, strict=True) if isinstance(a, HttpError) and is_retryable(a)]
             for i, ans in zip(todo, answers, strict=True):
                 results[i] = ans
@@ -213,7 +292,7 @@ class GmailProvider:
 
     def _batch_once(self, requests: list[Callable[[], Any]], what: str) -> list[Any]:
         answers: dict[str, Any] = {}
-        self.pacer.spend(what, len(requests))  # Gmail charges a batch item by item
+        self._spend(what, len(requests))  # Gmail charges a batch item by item
 
         def collect(request_id: str, response: Any, exception: BaseException | None) -> None:
             answers[request_id] = exception if exception is not None else response
@@ -230,61 +309,80 @@ class GmailProvider:
     def list_new(self, limit: int) -> list[MessageRef]:
         """Unprocessed inbox messages, oldest first, read or unread (never `is:unread`: a person may open one first).
 
-        The first run (no stored historyId) or one after the id expired (404) lists the inbox with the lookback
-        query; the historyId is read from the profile *before* listing, so mail that arrives during the listing
-        is in the history after it. Later runs read only history.list (messageAdded in INBOX, 2 units a page).
+        The first run (no stored historyId) or one after the id expired (404) lists the inbox; the historyId is
+        read from the profile *before* listing, so mail that arrives during the listing is in the history after
+        it. The very first run looks back `lookback_days`; a later full sync reaches back to the last time the
+        bot was known to be in sync (stored at each checkpoint), however long ago. Later runs read only
+        history.list (messageAdded in INBOX, 2 units a page).
 
         Catch-up: at startup and every `catchup_every` cycles the lookback query runs as well. It costs 5 units
         per 500 ids and, because processed mail carries the processed label, it usually returns one short page;
-        it picks up what history cannot report as "added": mail a person moved back to the inbox, mail older
-        than an expired history window, anything a failed cycle left behind. The pipeline skips known ids, so
-        listing a message twice is harmless; omitting one is not.
+        it picks up what history cannot report as "added": mail a person moved back to the inbox, anything a
+        failed cycle left behind. The pipeline skips known ids, so listing a message twice is harmless; omitting
+        one is not.
 
         When more than `limit` messages are waiting, the cursor is not advanced at checkpoint(); the next cycle
         lists the same range again (plus a catch-up) and skips the ids already checkpointed.
         """
-        self._pending_cursor, self._listed = None, set()  # a failed listing must not let checkpoint() advance
-        self._prefetched.clear()
+        self._pending_cursor, self._pending_synced, self._listed = None, None, set()  # a failed listing must not
+        self._prefetched.clear()  # let checkpoint() advance
+        self._gone.clear()
+        started = self._clock()
         processed = self._label_id(self._labels.processed, create=False)
         cursor = self._cursors.get_cursor(CURSOR_KEY)
         refs: list[MessageRef] | None = None
         new_cursor: str | None = None
         if cursor:
             try:
-                refs, new_cursor = self._history_since(cursor, processed)
+                refs, new_cursor = self._history_since(cursor)
             except GmailError as exc:
                 if exc.status != 404:
                     raise
-                log.warning("Gmail history id %s is no longer valid: full sync of the last %d days", cursor,
-                            self._cfg.lookback_days)
+                log.warning("Gmail history id %s is no longer valid: full sync", cursor)
         if refs is None:
             new_cursor = str(self._call(lambda: self._users.getProfile(userId="me"), "users.getProfile")["historyId"])
-            refs = self._list_unprocessed()
+            refs = self._list_unprocessed(self._full_sync_since(started))
         elif self._catchup_forced or self._cycle % self._catchup_every == 0:
-            from_history = {r.provider_id: r for r in refs}  # these carry labels already: no lookup needed
-            refs = [from_history.pop(r.provider_id, r) for r in self._list_unprocessed()]
-            refs += from_history.values()
+            refs = list({r.provider_id: r for r in self._list_unprocessed() + refs}.values())
         self._cycle += 1
         fresh = [r for r in refs if r.provider_id not in self._confirmed]
         chosen = self._with_labels(fresh[:limit], processed)
         overflow = len(fresh) > limit
         self._catchup_forced = overflow
-        self._pending_cursor = None if overflow else new_cursor  # set only once the listing fully succeeded
+        if not overflow:  # set only once the listing fully succeeded
+            self._pending_cursor, self._pending_synced = new_cursor, started.isoformat()
         self._listed = {r.provider_id for r in chosen}
         return chosen
 
     def checkpoint(self) -> None:
-        """Advance the stored historyId, unless the last list_new() had to leave messages for later."""
+        """Advance the stored historyId (and the time the bot was in sync), unless the last list_new() had to
+        leave messages for later."""
         self._confirmed |= self._listed
         self._listed = set()
         if self._pending_cursor is not None:
             self._cursors.set_cursor(CURSOR_KEY, self._pending_cursor)
-            self._pending_cursor = None
+            self._cursors.set_cursor(SYNCED_KEY, str(self._pending_synced))
+            self._pending_cursor = self._pending_synced = None
             self._confirmed.clear()
 
-    def _history_since(self, cursor: str, processed: str | None) -> tuple[list[MessageRef], str]:
-        refs: list[MessageRef] = []
-        seen: set[str] = set()
+    def _full_sync_since(self, now: datetime) -> datetime | None:
+        """Where a full sync starts: None (the lookback window) on the very first run, else the last time the
+        bot was known to be in sync, or the lookback window if that reaches further."""
+        lookback = now - timedelta(days=self._cfg.lookback_days)
+        synced = _stored_time(self._cursors.get_cursor(SYNCED_KEY))
+        if synced is None:
+            log.info("Gmail full sync: inbox mail of the last %d days (lookback_days)", self._cfg.lookback_days)
+            return None
+        since = min(synced - SYNC_MARGIN, lookback)
+        log.info("Gmail full sync: inbox mail since %s, %.1f days back (the bot was last in sync at %s)",
+                 since.isoformat(timespec="seconds"), (now - since).total_seconds() / 86400,
+                 synced.isoformat(timespec="seconds"))
+        return since
+
+    def _history_since(self, cursor: str) -> tuple[list[MessageRef], str]:
+        """Messages added to the inbox since `cursor`, bare: a record's labels (if any) are those it had when it
+        was added, so the lookup in _with_labels decides whether it is still one to process."""
+        refs: dict[str, MessageRef] = {}
         page: str | None = None
         latest = cursor
         while True:
@@ -295,16 +393,15 @@ class GmailProvider:
             for record in resp.get("history", []):
                 for added in record.get("messagesAdded", []):
                     msg = added.get("message") or {}
-                    labels = set(msg.get("labelIds") or ["INBOX"])
-                    if msg.get("id") and msg["id"] not in seen and "INBOX" in labels and processed not in labels:
-                        seen.add(msg["id"])
-                        refs.append(self._ref(msg))
+                    if msg.get("id"):
+                        refs.setdefault(msg["id"], MessageRef(msg["id"], msg.get("threadId", "")))
             page = resp.get("nextPageToken")
             if not page:
-                return refs, latest
+                return list(refs.values()), latest
 
-    def _list_unprocessed(self) -> list[MessageRef]:
-        query = f"in:inbox -label:{label_query(self._labels.processed)} newer_than:{self._cfg.lookback_days}d"
+    def _list_unprocessed(self, since: datetime | None = None) -> list[MessageRef]:
+        window = f"after:{int(since.timestamp())}" if since else f"newer_than:{self._cfg.lookback_days}d"
+        query = f"in:inbox -label:{label_query(self._labels.processed)} {window}"
         found: list[MessageRef] = []
         page: str | None = None
         while True:
@@ -316,13 +413,14 @@ class GmailProvider:
                 return found[::-1]  # Gmail lists newest first
 
     def _with_labels(self, refs: list[MessageRef], processed: str | None) -> list[MessageRef]:
-        """Labels and date for refs that messages.list returned bare (history records carry labels already).
+        """Labels and date for the listed refs (listings and history give ids only), oldest first.
 
-        One batched messages.get (5 units) per such ref. It only runs for what a full sync or a catch-up found
-        and history did not, and it drops what left the inbox or got processed meanwhile. It asks for
-        format=raw, which costs the same as format=minimal and carries the same labels: fetch() then hands out
-        those bytes instead of downloading (and paying for) every message a second time. Past `prefetch_bytes`
-        of raw mail the lookups fall back to format=minimal, so a listing never holds more than that in memory.
+        One batched messages.get (5 units) per ref. It drops what got the processed label meanwhile; what was
+        deleted or left the inbox stays listed, and fetch() hands out MessageGone for it, so the pipeline
+        records why it was not processed. It asks for format=raw, which costs the same as format=minimal and
+        carries the same labels: fetch() then hands out those bytes instead of downloading (and paying for)
+        every message a second time. Past `prefetch_bytes` of raw mail the lookups fall back to format=minimal,
+        so a listing never holds more than that in memory.
         """
         bare = [r for r in refs if not r.labels]
         if not bare:
@@ -350,10 +448,13 @@ class GmailProvider:
             if answer is None:
                 out.append(ref)
             elif isinstance(answer, GmailError) and answer.status == 404:
-                continue  # deleted since it was listed
+                self._gone[ref.provider_id] = MessageGone(DELETED)
+                out.append(ref)
             elif isinstance(answer, Exception):
                 out.append(replace(ref, labels=frozenset({"INBOX"})))  # known from the query; fetch will retry
-            elif "INBOX" in (labels := answer.get("labelIds") or []) and processed not in labels:
+            elif processed is None or processed not in (answer.get("labelIds") or []):
+                if reason := gone_reason(answer.get("labelIds") or [], None, ""):
+                    self._gone[ref.provider_id] = MessageGone(reason)
                 out.append(self._ref(answer))
                 if ref.provider_id in raws:
                     self._prefetched[ref.provider_id] = raws[ref.provider_id]
@@ -370,15 +471,17 @@ class GmailProvider:
 
     def fetch(self, refs: Sequence[MessageRef]) -> Iterator[tuple[MessageRef, bytes | Exception]]:
         """Raw RFC 822 bytes per message, in order: what the listing's lookups already downloaded, the rest in
-        batches of cfg.batch_size (format=raw, 5 units each)."""
+        batches of cfg.batch_size (format=raw, 5 units each). A deleted message comes as MessageGone; so does
+        one the last list_new() listed that is no longer one to process (in Trash or Spam, out of the inbox,
+        labelled processed), with the reason. Any other message is read wherever it is."""
         size, start = max(1, min(self._cfg.batch_size, 50)), 0
         while start < len(refs):
             end, need = start, 0  # the next refs up to `size` that still need downloading
             while end < len(refs) and need < size:
-                need += refs[end].provider_id not in self._prefetched
+                need += not self._held(refs[end].provider_id)
                 end += 1
             chunk = refs[start:end]
-            missing = [r for r in chunk if r.provider_id not in self._prefetched]
+            missing = [r for r in chunk if not self._held(r.provider_id)]
             answers: list[Any] = []
             try:
                 if missing:
@@ -389,16 +492,33 @@ class GmailProvider:
                 raise
             except MailError as exc:  # the batch endpoint itself is failing: the rest waits for the next cycle
                 for ref in refs[start:]:
-                    kept = self._prefetched.pop(ref.provider_id, None)
-                    yield ref, kept if kept is not None else exc
+                    held = self._take(ref.provider_id)
+                    yield ref, held if held is not None else exc
                 return
             fetched = dict(zip((r.provider_id for r in missing), answers, strict=True))
             for ref in chunk:
-                kept = self._prefetched.get(ref.provider_id)
-                yield ref, kept if kept is not None else self._raw_of(ref, fetched[ref.provider_id])
-            for ref in chunk:
-                self._prefetched.pop(ref.provider_id, None)  # handed out: the memory goes with it
+                held = self._take(ref.provider_id)  # handed out: the memory goes with it
+                yield ref, held if held is not None else self._downloaded(ref, fetched[ref.provider_id])
             start = end
+
+    def _held(self, provider_id: str) -> bool:
+        return provider_id in self._gone or provider_id in self._prefetched
+
+    def _take(self, provider_id: str) -> bytes | MessageGone | None:
+        """What the listing already knows about a message: why it is gone, or its raw bytes."""
+        raw = self._prefetched.pop(provider_id, None)
+        return self._gone.pop(provider_id, None) or raw
+
+    def _downloaded(self, ref: MessageRef, answer: Any) -> bytes | Exception:
+        if isinstance(answer, GmailError) and answer.status == 404:
+            return MessageGone(DELETED)
+        if isinstance(answer, dict) and ref.provider_id in self._listed:
+            # a message without labelIds is taken to be in the inbox: never skip one blindly
+            processed = self._label_id(self._labels.processed, create=False)
+            reason = gone_reason(answer.get("labelIds") or ["INBOX"], processed, self._labels.processed)
+            if reason:
+                return MessageGone(reason)
+        return self._raw_of(ref, answer)
 
     @staticmethod
     def _raw_of(ref: MessageRef, answer: Any) -> bytes | Exception:
@@ -480,7 +600,8 @@ class GmailProvider:
     # ------------------------------------------------------------------ changes
 
     def modify(self, provider_id: str, add: Sequence[str], remove: Sequence[str], archive: bool) -> None:
-        """One messages.modify; a label a person deleted meanwhile is recreated and the call made once more."""
+        """One messages.modify; a label a person deleted meanwhile is recreated and the call made once more.
+        A message that no longer exists raises MessageGone."""
         for attempt in (1, 2):
             body = self._label_change(add, remove, archive)
             try:
@@ -489,7 +610,9 @@ class GmailProvider:
                 return
             except GmailError as exc:
                 if attempt == 2 or exc.status not in (400, 404) or not self._labels_gone(body):
-                    raise  # the labels are fine: the message itself is the problem
+                    if exc.status == 404:  # the labels are fine: the message itself is the problem
+                        raise MessageGone(DELETED) from exc
+                    raise
                 log.warning("a Gmail label used for %s was deleted; recreating it", provider_id)
 
     def modify_many(self, provider_ids: Sequence[str], add: Sequence[str], archive: bool) -> dict[str, MailError]:
@@ -498,6 +621,7 @@ class GmailProvider:
         Up to 10 messages go as messages.modify items of one batch request (5 units each), more as
         messages.batchModify (50 units per 1,000 ids). A batchModify that fails is redone item by item, so one
         bad message costs only its own change. A label a person deleted meanwhile is recreated, as in modify().
+        A message that no longer exists gets MessageGone.
         """
         ids = list(dict.fromkeys(provider_ids))
         errors: dict[str, MailError] = {}
@@ -505,12 +629,12 @@ class GmailProvider:
             body = self._label_change(add, (), archive)
             few = len(ids) * _TRASH_UNITS <= _BATCH_MODIFY_UNITS
             errors = self._modify_items(ids, body) if few else self._batch_modify(ids, body)
-            gone = [i for i, e in errors.items() if isinstance(e, GmailError) and e.status in (400, 404)]
-            if attempt == 2 or not gone or not self._labels_gone(body):
-                return errors
-            log.warning("a Gmail label used for %d messages was deleted; recreating it", len(gone))
+            refused = [i for i, e in errors.items() if isinstance(e, GmailError) and e.status in (400, 404)]
+            if attempt == 2 or not refused or not self._labels_gone(body):
+                break
+            log.warning("a Gmail label used for %d messages was deleted; recreating it", len(refused))
             ids = list(errors)
-        return errors
+        return {i: _message_gone(e) for i, e in errors.items()}
 
     def _modify_items(self, ids: Sequence[str], body: dict[str, list[str]]) -> dict[str, MailError]:
         modify = self._users.messages().modify
@@ -574,6 +698,10 @@ class GmailProvider:
             body = {"ids": ids[start:start + 1000], "addLabelIds": ["TRASH"], "removeLabelIds": ["INBOX"]}
             self._call(partial(self._users.messages().batchModify, userId="me", body=body), "messages.batchModify")
 
+    def profile(self) -> dict[str, Any]:
+        """The mailbox's address and counts (users.getProfile, 1 unit): a read-only proof that access works."""
+        return dict(self._call(lambda: self._users.getProfile(userId="me"), "users.getProfile"))
+
     def ids_with_label(self, label: str) -> set[str]:
         """Every message carrying the label: messages.list by label id, 5 units per page of 500 ids.
 
@@ -610,7 +738,7 @@ class GmailProvider:
                     log.info("draft for %s already existed after an uncertain failure", source)
                     return existing
             try:
-                self.pacer.spend("drafts.create")
+                self._spend("drafts.create")
                 return str(self._users.drafts().create(userId="me", body={"message": message})
                            .execute(num_retries=0)["id"])
             except Exception as exc:
@@ -622,7 +750,7 @@ class GmailProvider:
 
     def _find_draft(self, thread_id: str, source: str) -> str | None:
         """The id of the draft in this thread that answers `source` (raw calls: the caller owns the retries)."""
-        self.pacer.spend("threads.get")
+        self._spend("threads.get")
         in_thread = self._parse_thread(self._thread_request(thread_id).execute(num_retries=0))
         message_id = next((m.provider_id for m in in_thread if m.is_draft and m.source_id == source), None)
         return None if message_id is None else self._draft_of(message_id)
@@ -639,7 +767,7 @@ class GmailProvider:
         """draft_id() as raw calls (the caller owns the retries)."""
         page: str | None = None
         while True:
-            self.pacer.spend("drafts.list")
+            self._spend("drafts.list")
             resp = self._users.drafts().list(userId="me", maxResults=500, pageToken=page).execute(num_retries=0)
             for draft in resp.get("drafts", []):
                 if (draft.get("message") or {}).get("id") == message_id:
@@ -650,6 +778,69 @@ class GmailProvider:
                 # worth a second draft.
                 log.warning("Gmail drafts.list does not list the draft with message %s", message_id)
                 return message_id
+
+    # ------------------------------------------------------------------ answers (bot.followup.tracking)
+
+    def thread_changes(self, cursor: str | None) -> tuple[set[str] | None, str]:
+        """Threads that got a message (drafts aside) since `cursor`: history.list, 2 units per page of 500.
+
+        Without a usable cursor (none yet, or expired: 404) the set is None, meaning "read every thread you
+        watch", and the new cursor is the mailbox's current historyId (users.getProfile, 1 unit).
+        """
+        if cursor:
+            try:
+                return self._threads_added_since(cursor)
+            except GmailError as exc:
+                if exc.status != 404:
+                    raise
+        profile = self._call(lambda: self._users.getProfile(userId="me"), "users.getProfile")
+        return None, str(profile["historyId"])
+
+    def _threads_added_since(self, cursor: str) -> tuple[set[str], str]:
+        found: set[str] = set()
+        page: str | None = None
+        latest = cursor
+        while True:
+            resp = self._call(partial(self._users.history().list, userId="me", startHistoryId=cursor,
+                                      historyTypes=["messageAdded"], maxResults=500, pageToken=page), "history.list")
+            latest = str(resp.get("historyId") or latest)
+            added = [a.get("message") or {} for rec in resp.get("history", []) for a in rec.get("messagesAdded", [])]
+            found.update(str(m["threadId"]) for m in added
+                         if m.get("threadId") and "DRAFT" not in (m.get("labelIds") or []))
+            page = resp.get("nextPageToken")
+            if not page:
+                return found, latest
+
+    def threads(self, thread_ids: Sequence[str]) -> dict[str, list[ThreadMessage] | Exception]:
+        """thread() for many threads: threads.get (format=metadata, 10 units each) batched 50 to a request.
+
+        A thread that no longer exists has no messages; any other failure is that thread's entry.
+        """
+        found: dict[str, list[ThreadMessage] | Exception] = {}
+        for start in range(0, len(thread_ids), 50):
+            chunk = list(thread_ids[start:start + 50])
+            try:
+                answers = self._batch([partial(self._thread_request, tid) for tid in chunk], "threads.get")
+            except MailError as exc:  # the batch endpoint itself failed: every thread of it waits
+                answers = [exc] * len(chunk)
+            for tid, answer in zip(chunk, answers, strict=True):
+                if isinstance(answer, GmailError) and answer.status == 404:
+                    found[tid] = []
+                else:
+                    found[tid] = answer if isinstance(answer, Exception) else self._parse_thread(answer)
+        return found
+
+
+def _message_gone(exc: MailError) -> MailError:
+    """A 404 about a message, once its labels are known to exist, means the message is gone."""
+    return MessageGone(DELETED) if isinstance(exc, GmailError) and exc.status == 404 else exc
+
+
+def _stored_time(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:  # not written by this module: as if absent
+        return None
 
 
 def _source_of(raw: bytes) -> str | None:

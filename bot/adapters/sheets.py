@@ -16,11 +16,11 @@ import requests
 from google.auth.credentials import Credentials
 from google.auth.exceptions import GoogleAuthError, TransportError
 from gspread.exceptions import APIError, SpreadsheetNotFound, WorksheetNotFound
-from gspread.utils import ValueInputOption
+from gspread.utils import ValueInputOption, rowcol_to_a1
 
 from bot.config import Config, SheetsConfig
 from bot.escape import sheet_cell, sheet_cell_text
-from bot.models import AUDIT_FIELDS
+from bot.models import AUDIT_FIELDS, AUDIT_FIELDS_V1
 from bot.ports import SinkUnavailable
 from bot.retry import call_with_retry, parse_retry_after
 
@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 GOOGLE_ROOTS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
-PROVIDER_ID_COL = AUDIT_FIELDS.index("provider_id")  # a row's identity: Message-IDs need not be unique
 HEADER = list(AUDIT_FIELDS)
+IDENTITY = "provider_id"  # a row's identity: two mails may carry the same Message-ID, never the same provider id
 
 
 class SheetLayoutError(SinkUnavailable):
@@ -98,33 +98,62 @@ class SheetsAuditSink:
         self._sleep = sleep
         self._max_attempts = max_attempts
         self._ws: gspread.Worksheet | None = None
+        self._columns: dict[str, int] = {}  # audit field -> 0-based column of the tab (read from row 1)
 
     def write(self, rows: Sequence[dict[str, Any]], retry: bool) -> None:
         """Append the rows with one request; with retry=True, skip rows whose provider_id is already there."""
         if not rows:
             return
-        values = [[sheet_cell(row.get(f)) for f in AUDIT_FIELDS] for row in rows]
         maybe_landed = retry
 
         def attempt() -> None:
             nonlocal maybe_landed
             ws = self._worksheet()
-            todo = values
+            todo = values = [self._cells(row) for row in rows]
             if maybe_landed:
-                present = set(ws.col_values(PROVIDER_ID_COL + 1))
-                todo = [v for v in values if v[PROVIDER_ID_COL] not in present]
+                key = self._columns[IDENTITY]
+                present = set(ws.col_values(key + 1))
+                todo = [v for v in values if v[key] not in present]
                 if len(todo) < len(values):
                     log.info("sheets: %d of %d rows were already written", len(values) - len(todo), len(values))
                 if not todo:
                     return
             try:
-                ws.append_rows(todo, value_input_option=ValueInputOption.raw, table_range="A1")
+                ws.append_rows(todo, value_input_option=ValueInputOption.raw,  # type: ignore[arg-type]
+                               table_range="A1")  # None: the API leaves that cell alone
             except Exception as exc:
                 # Only a 429 is known to be refused before the append; anything else may have landed.
                 maybe_landed = maybe_landed or _status(exc) != 429
                 raise
 
         self._call(attempt)
+
+    def update(self, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Fill in the given fields on the row of each provider_id (one read of the id column, one write for all);
+        every other cell stays as it is. Returns the provider ids that have no row."""
+        if not rows:
+            return set()
+
+        def attempt() -> set[str]:
+            ws = self._worksheet()
+            found: dict[str, int] = {}
+            for line, value in enumerate(ws.col_values(self._columns[IDENTITY] + 1), start=1):
+                if line > 1 and value:
+                    found.setdefault(str(value), line)
+            data: list[dict[str, Any]] = []
+            missing: set[str] = set()
+            for row in rows:
+                at = found.get(sheet_cell(row.get(IDENTITY)))
+                if at is None:
+                    missing.add(str(row.get(IDENTITY)))
+                    continue
+                data += [{"range": rowcol_to_a1(at, self._columns[f] + 1), "values": [[sheet_cell(value)]]}
+                         for f, value in row.items() if f in self._columns and f not in ("message_id", "provider_id")]
+            if data:
+                ws.batch_update(data, value_input_option=ValueInputOption.raw)
+            return missing
+
+        return self._call(attempt)
 
     def read_corrections(self) -> list[tuple[str, str]]:
         """(message_id, corrected category) for every row where a person filled in the correction column."""
@@ -168,17 +197,34 @@ class SheetsAuditSink:
             self._ws = ws
         return self._ws
 
+    def _cells(self, row: dict[str, Any]) -> list[str | None]:
+        """One row in the tab's column order; None leaves a cell alone (a column people added between ours)."""
+        cells: list[str | None] = [None] * (max(self._columns.values()) + 1)
+        for f, col in self._columns.items():
+            cells[col] = sheet_cell(row.get(f))
+        return cells
+
     def _check_header(self, sh: gspread.Spreadsheet, ws: gspread.Worksheet) -> None:
         header = ws.row_values(1)
         if not any(header):
             self._write_header(sh, ws)
-        elif header[: len(HEADER)] != HEADER:
-            wrong = next(i for i, f in enumerate(HEADER) if i >= len(header) or header[i] != f)
+            return
+        core = list(AUDIT_FIELDS_V1)
+        if header[: len(core)] != core:
+            wrong = next(i for i, f in enumerate(core) if i >= len(header) or header[i] != f)
             raise SheetLayoutError(f"Google Sheets: row 1 of {self.cfg.worksheet!r} is not the audit header "
-                                   f"(column {wrong + 1} should be {HEADER[wrong]!r}); fix it or use another tab")
+                                   f"(column {wrong + 1} should be {core[wrong]!r}); fix it or use another tab")
+        self._columns = {f: header.index(f) for f in HEADER if f in header}
+        missing = [f for f in HEADER if f not in self._columns]
+        if missing:  # a tab from before these columns: they go after everything there, people's columns included
+            first = len(header)
+            ws.update([missing], rowcol_to_a1(1, first + 1), value_input_option=ValueInputOption.raw)
+            self._columns.update({f: first + i for i, f in enumerate(missing)})
+            log.info("sheets: added the columns %s to %r", ", ".join(missing), self.cfg.worksheet)
 
     def _write_header(self, sh: gspread.Spreadsheet, ws: gspread.Worksheet) -> None:
         ws.update([HEADER], "A1", value_input_option=ValueInputOption.raw)
+        self._columns = {f: i for i, f in enumerate(HEADER)}
         sh.batch_update({"requests": [
             {"repeatCell": {"range": {"sheetId": ws.id, "startRowIndex": 0, "endRowIndex": 1,
                                       "startColumnIndex": 0, "endColumnIndex": len(HEADER)},

@@ -35,6 +35,10 @@ _REQUEST_ERRORS = frozenset({"invalid_arguments", "invalid_blocks", "invalid_blo
 _SERVER_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
                             "request_timeout"})
 _SAFE_URL = re.compile(r"^https?://[^\s<>|]+$")
+# The heading of each kind of ping (payload "kind"; a new lead when absent).
+HEADINGS = {"lead": "New lead", "reminder": "Reminder: this lead has no answer yet",
+            "reassigned": "Lead reassigned to you", "taken_over": "Your lead was reassigned",
+            "escalation": "Unanswered lead"}
 
 
 def default_client(cfg: SlackConfig) -> WebClient:
@@ -106,20 +110,25 @@ class SlackNotifier:
         except (URLError, HTTPException, ConnectionError, TimeoutError) as exc:
             raise SinkUnavailable(f"Slack: {type(exc).__name__}: {exc}") from exc
 
-    def alert(self, text: str) -> None:
-        """Tell the team in the fallback channel that the bot needs a person (e.g. lost authorization)."""
+    def alert(self, text: str) -> str | None:
+        """Tell the team in the fallback channel that the bot needs a person (e.g. lost authorization); returns
+        where it went, or None without a fallback channel."""
         if not self.cfg.fallback_channel:
-            return
+            return None
         message = f":warning: Triage bot: {slack_text(text)}"
         call_with_retry(lambda: self._client.chat_postMessage(channel=self.cfg.fallback_channel, text=message,
                                                               unfurl_links=False, unfurl_media=False),
                         is_retryable=_retryable, retry_after=_retry_after, max_attempts=self._max_attempts,
                         sleep=self._sleep, what="slack alert")
+        return f"Slack channel {self.cfg.fallback_channel}"
 
     # ------------------------------------------------------------ internals
 
     def _recipient(self, payload: dict[str, Any]) -> tuple[str, bool, str] | None:
         """(channel to post to, whether it is a user, status text), or None when nobody can be reached."""
+        if "channel" in payload:  # an escalation goes to the managers' channel, not to a person
+            channel = str(payload["channel"] or self.cfg.fallback_channel)
+            return (channel, False, f"slack channel {channel}") if channel else None
         email = str(payload.get("assignee_email") or "").lower()
         person = self.people.get(email)
         user = payload.get("slack_id") or (person.slack_id if person else None) or self._lookup(email)
@@ -178,9 +187,12 @@ def compose(payload: dict[str, Any], for_channel: bool) -> dict[str, Any]:
     name, addr = _one_line(payload.get("from_name"), 100), _one_line(payload.get("from_addr"), 100)
     sender = slack_text(f"{name} <{addr}>" if name and addr else name or addr) or "–"
     subject = slack_text(_one_line(payload.get("subject"), 250))
-    heading = "*New lead*"
+    title = HEADINGS.get(str(payload.get("kind") or "lead"), HEADINGS["lead"])
+    heading = f"*{title}*"
     if for_channel:  # the name as plain text: the person has no Slack account to mention
         heading += f" for {slack_text(_one_line(payload.get('assignee_name'), 100))}"
+    if payload.get("note"):  # what happened: "reminder to ... after 4.0 business hours"
+        heading += "\n" + slack_text(_one_line(payload["note"], 300))
     fields = [("From", sender), ("Company", slack_text(_one_line(payload.get("company"), 150)) or "–"),
               ("Subject", subject or "–"), ("Language", slack_text(_one_line(payload.get("language"), 20)) or "–")]
     links = " · ".join(x for x in (_link(payload.get("thread_link"), "Open the thread"),
@@ -194,5 +206,5 @@ def compose(payload: dict[str, Any], for_channel: bool) -> dict[str, Any]:
     ]
     if links:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": links}]})
-    text = f"New lead from {sender}: {subject}"
+    text = f"{title} from {sender}: {subject}"
     return {"text": text, "blocks": blocks}

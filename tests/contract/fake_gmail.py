@@ -5,14 +5,33 @@ threads, history with increasing ids (expire_history() makes old ids answer 404)
 messages.list with a subset of the search syntax, modify/batchModify/trash, the multipart batch endpoint, and
 the token endpoint (refresh-token, authorization-code and service-account grants).
 
-Semantics chosen where Gmail's are undocumented: history records list each message with its labels as they
-are now; inbound mail joins a thread it references or that references it; a draft joins its threadId only
-with matching References/In-Reply-To and Subject (Gmail's documented rule); messages.list and threads.get
-order by internal date.
+As strict as Gmail where the bot could otherwise get away with something:
+  - History records hold only each message's id and threadId (as the API reference says they typically do),
+    never its labels; `labelId` filters on the labels the message had at the time of the change.
+  - A message deleted for good (delete_message) answers 404 to messages.get and messages.modify, alone or as a
+    batch item; history reports it as messageDeleted. A person can move mail to Trash or Spam (trash_message,
+    mark_spam) at any moment, e.g. between history.list and the fetch (after()).
+  - Quota: 15,000 units per user per minute (`user_limit_per_minute`; None switches it off) over a sliding
+    60-second window of the fake's clock. A call that would pass it is refused, without effect or cost, with
+    429 userRateLimitExceeded and Gmail's flood-control message "User-rate limit exceeded.  Retry after
+    <RFC 3339 time>" (the moment the window has room again). With `lockout_minutes` set, passing the limit
+    locks the user out for that long instead, and every call until then is refused with the same message.
+  - Search: `label:` matches a label's name lower-cased with each "/" and each space written as "-" (Gmail's own
+    search-box form), or the quoted name; never a label id, and runs of separators are not merged.
+    `after:`/`before:` take epoch seconds or YYYY/MM/DD (UTC), `newer_than:` Nd.
+  - drafts.create with a threadId joins that thread only when the draft's References/In-Reply-To name a message
+    of the thread AND its Subject, decoded, matches a thread message's Subject once leading reply prefixes
+    (Re:, RE:, AW:, Fwd:, WG:, SV:) are removed: exactly, so doubled spaces and invisible characters count.
+    Otherwise the draft starts a thread of its own.
+
+Semantics chosen where Gmail's are undocumented: inbound mail joins a thread it references or that references
+it; messages.list and threads.get order by internal date; messages.trash adds TRASH and removes INBOX.
 
 For tests and benchmarks:
   fake.add_message(...)          a new inbound message at runtime; returns its id and records history
-  fake.mark_read / move_to_inbox / delete_label / create_label   what a person does in the mailbox
+  fake.mark_read / move_to_inbox / trash_message / mark_spam / delete_message / delete_label / create_label
+                                 what a person does in the mailbox
+  fake.after("history.list", fn) fn() runs right after the next such call took effect (a person acting then)
   fake.fail_after("drafts.create", gerror(503))   the call takes effect, then the client gets an error
   fake.calls / fake.quota / fake.units   API methods called (batch items one by one), units per method, total
   fake.call_log                  (monotonic time, method, message or thread id(s), units) per API call,
@@ -20,6 +39,7 @@ For tests and benchmarks:
   fake.fail_every(3, gerror(429, "rateLimitExceeded", retry_after=1))
                                  a storm: every 3rd API call (batch items included) is refused with that
                                  response, without effect and without spending units; calm() ends it
+  fake.refused                   calls refused by a storm or by the quota, per method
   fake.sent()                    send calls attempted (drafts.send, messages.send): always [] for the bot
   fake.latency = 0.05            seconds added to every HTTP request (a batch is one request)
   fake.server.fail(pattern, gerror(429, "rateLimitExceeded", retry_after=2), times=3)
@@ -38,13 +58,14 @@ import json
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from email.policy import default as default_policy
 from email.utils import format_datetime, make_msgid
 from http import HTTPStatus
 from pathlib import Path
@@ -113,8 +134,15 @@ def unb64url(text: str) -> bytes:
 
 
 def label_search_key(name: str) -> str:
-    """Gmail matches label names in search case-insensitively, with '/', ' ' and '-' interchangeable."""
-    return re.sub(r"[/\s-]+", "-", name.strip().lower())
+    """A label name as Gmail's search matches it: lower-cased, each "/" and each space written as "-"."""
+    return re.sub(r"[/\s]", "-", name.strip().lower())
+
+
+def flood_control(until: datetime) -> Response:
+    """Gmail's answer to a user over its quota: 429 with the moment to retry in the message, not in a header."""
+    at = until.astimezone(UTC)
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+    return gerror(429, "userRateLimitExceeded", f"User-rate limit exceeded.  Retry after {stamp}")
 
 
 @dataclass
@@ -149,7 +177,8 @@ class FakeGmail:
         self.drafts: dict[str, str] = {}  # draft id -> message id
         self._thread_by_msgid: dict[str, str] = {}  # Message-ID header -> thread id
         self._thread_by_ref: dict[str, str] = {}  # a Message-ID some message references -> that message's thread
-        self.history: list[tuple[int, str, dict[str, Any]]] = []  # (id, type, record)
+        # (id, type, record, labels the message had at the time: what history.list's labelId filters on)
+        self.history: list[tuple[int, str, dict[str, Any], frozenset[str]]] = []
         self.history_floor = 0  # history ids below this answer 404
         self.calls: list[str] = []
         self.quota: Counter[str] = Counter()
@@ -159,6 +188,12 @@ class FakeGmail:
         self.require_auth = True
         self.label_search = True  # False: `label:` in a query matches nothing, as for a name search cannot parse
         self.after_faults: dict[str, list[tuple[Response, list[int]]]] = {}
+        self.hooks: dict[str, list[Callable[[], None]]] = {}  # method -> what happens right after its next call
+        self.user_limit_per_minute: int | None = 15_000  # Gmail's per-user quota rate; None: unlimited
+        self.lockout_minutes = 0.0  # > 0: passing the limit locks the user out this long (Gmail's flood control)
+        self.locked_until: datetime | None = None
+        self._window: deque[tuple[datetime, int]] = deque()  # (when, units) of the calls of the last minute
+        self._window_units = 0
         self.call_log: list[tuple[float, str, str, int]] = []
         self.refused: Counter[str] = Counter()  # calls a storm refused, per method
         self._storm: tuple[int, Response, re.Pattern[str]] | None = None
@@ -257,16 +292,19 @@ class FakeGmail:
         return self._current_history
 
     def _record(self, kind: str, msg: FakeMessage, labels: list[str] | None = None) -> None:
+        """One history record: the message by id and threadId only; labelId filters on `then`."""
         hid = self._next_history()
         msg.history_id = hid
-        ref = {"id": msg.id, "threadId": msg.thread_id, "labelIds": sorted(msg.labels)}
-        record: dict[str, Any] = {"id": str(hid), "messages": [{"id": msg.id, "threadId": msg.thread_id}]}
-        key = {"messageAdded": "messagesAdded", "labelAdded": "labelsAdded", "labelRemoved": "labelsRemoved"}[kind]
+        ref = {"id": msg.id, "threadId": msg.thread_id}
+        record: dict[str, Any] = {"id": str(hid), "messages": [dict(ref)]}
+        key = {"messageAdded": "messagesAdded", "messageDeleted": "messagesDeleted", "labelAdded": "labelsAdded",
+               "labelRemoved": "labelsRemoved"}[kind]
         entry: dict[str, Any] = {"message": ref}
         if labels is not None:
             entry["labelIds"] = labels
         record[key] = [entry]
-        self.history.append((hid, kind, record))
+        then = frozenset(msg.labels) | frozenset(labels or ())  # a removal is a change of the label removed
+        self.history.append((hid, kind, record, then))
 
     def add_message(self, raw: bytes | None = None, *, sender: str = "Jane Buyer <jane@customer.example>",
                     subject: str = "Pump quote", body: str = "Hello, please send a quote.",
@@ -299,11 +337,13 @@ class FakeGmail:
             self._record("messageAdded", msg)
             return msg.id
 
-    def _store(self, raw: bytes, labels: set[str], thread_id: str | None, date_ms: int) -> FakeMessage:
+    def _store(self, raw: bytes, labels: set[str], thread_id: str | None, date_ms: int,
+               join: bool = True) -> FakeMessage:
+        """Keep a message; without a thread_id it joins the thread it references (join=False: a thread of its own)."""
         mid = f"{next(self._ids):016x}"
         headers = [(k, str(v)) for k, v in BytesHeaderParser(policy=compat32).parsebytes(raw).items()]
         msg = FakeMessage(mid, "", raw, labels, date_ms, 0, headers)
-        msg.thread_id = thread_id or self._thread_of(msg) or mid
+        msg.thread_id = thread_id or (self._thread_of(msg) if join else None) or mid
         self.messages[mid] = msg
         return msg
 
@@ -370,7 +410,30 @@ class FakeGmail:
     def move_to_inbox(self, message_id: str) -> None:
         """A person moves a message back into the inbox (a label change: history reports no messageAdded)."""
         with self.lock:
-            self._change(self.messages[message_id], ["INBOX"], [])
+            self._change(self.messages[message_id], ["INBOX"], ["TRASH", "SPAM"])
+
+    def trash_message(self, message_id: str) -> None:
+        """A person deletes a message in Gmail: it goes to the Trash (recoverable for 30 days)."""
+        with self.lock:
+            self._change(self.messages[message_id], ["TRASH"], ["INBOX"])
+
+    def mark_spam(self, message_id: str) -> None:
+        """A person reports a message as spam."""
+        with self.lock:
+            self._change(self.messages[message_id], ["SPAM"], ["INBOX"])
+
+    def delete_message(self, message_id: str) -> None:
+        """The message is deleted for good (emptied from the Trash, or by another client): 404 from now on."""
+        with self.lock:
+            msg = self.messages.pop(message_id)
+            self._record("messageDeleted", msg)
+            for did in [d for d, mid in self.drafts.items() if mid == message_id]:
+                del self.drafts[did]
+
+    def after(self, method: str, action: Callable[[], None]) -> None:
+        """action() runs once, right after the next call of `method` ("history.list") has taken effect."""
+        with self.lock:
+            self.hooks.setdefault(method, []).append(action)
 
     def expire_history(self) -> None:
         """Every history id handed out so far becomes invalid (404), as after a long outage."""
@@ -419,6 +482,10 @@ class FakeGmail:
             with self.lock:
                 if self.require_auth and not self._authorized(req):
                     return gerror(401, "authError", "Request had invalid authentication credentials.")
+                refusal = self._over_quota(COSTS.get(name, 5))
+                if refusal is not None:
+                    self.refused[name] += 1
+                    return refusal
                 if self._storm is not None and self._storm[2].search(name):
                     self._storm_count += 1
                     if self._storm_count % self._storm[0] == 0:
@@ -427,13 +494,38 @@ class FakeGmail:
                 self.calls.append(name)
                 self.quota[name] += COSTS.get(name, 5)
                 self.call_log.append((time.monotonic(), name, _target(name, req), COSTS.get(name, 5)))
+                self._window.append((self.clock(), COSTS.get(name, 5)))
+                self._window_units += COSTS.get(name, 5)
                 resp = handler(req)
+                for action in self.hooks.pop(name, []):
+                    action()
                 for fault, left in self.after_faults.get(name, []):
                     if left[0] > 0:
                         left[0] -= 1
                         return fault
                 return resp
         return wrapped
+
+    def _over_quota(self, units: int) -> Response | None:
+        """Flood control: the refusal for a call of `units` that the user's rate does not allow now, else None."""
+        now = self.clock()
+        if self.locked_until is not None and now < self.locked_until:
+            return flood_control(self.locked_until)
+        while self._window and self._window[0][0] <= now - timedelta(minutes=1):
+            self._window_units -= self._window.popleft()[1]
+        limit = self.user_limit_per_minute
+        if limit is None or self._window_units + units <= limit:
+            return None
+        if self.lockout_minutes > 0:
+            self.locked_until = now + timedelta(minutes=self.lockout_minutes)
+            return flood_control(self.locked_until)
+        excess, until = self._window_units + units - limit, now
+        for when, spent in self._window:  # room comes back as the oldest calls leave the window
+            excess -= spent
+            until = when + timedelta(minutes=1)
+            if excess <= 0:
+                break
+        return flood_control(until)
 
     def _authorized(self, req: Request) -> bool:
         auth = req.headers.get("authorization", "")
@@ -487,7 +579,8 @@ class FakeGmail:
         return Response(200, body)
 
     def _query(self, q: str) -> Any:
-        """The search operators the bot uses: in:, label:, newer_than:Nd, is:, rfc822msgid:, each negatable."""
+        """The search operators the bot uses: in:, label:, newer_than:Nd, after:, before:, is:, rfc822msgid:,
+        each negatable."""
         tests = []
         for tok in re.finditer(r'(-?)([a-z_0-9]+):("[^"]*"|\S+)|(\S+)', q):
             if tok.group(4):
@@ -504,8 +597,13 @@ class FakeGmail:
             if not self.label_search:
                 return lambda m: False
             key = label_search_key(value)
-            return lambda m: any(label_search_key(self.labels[lid]["name"]) == key or lid.lower() == key
+            return lambda m: any(label_search_key(self.labels[lid]["name"]) == key
                                  for lid in m.labels if lid in self.labels)
+        if op in ("after", "before"):
+            edge = _search_time(value)
+            if op == "after":
+                return lambda m: m.internal_date >= edge
+            return lambda m: m.internal_date < edge
         if op == "is" and value.lower() in ("unread", "starred", "important"):
             return lambda m: value.upper() in m.labels
         if op == "is" and value.lower() == "read":
@@ -579,23 +677,11 @@ class FakeGmail:
             return gerror(400, "invalidArgument", "startHistoryId is required")
         if start < self.history_floor:
             return gerror(404, "notFound", "Requested entity was not found.")
-        kinds = set(req.query.get("historyTypes") or ["messageAdded", "labelAdded", "labelRemoved"])
+        kinds = set(req.query.get("historyTypes")
+                    or ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"])
         label = req.arg("labelId")
-        records = []
-        for hid, kind, record in self.history:
-            if hid <= start or kind not in kinds:
-                continue
-            record = json.loads(json.dumps(record))
-            for key in ("messagesAdded", "labelsAdded", "labelsRemoved"):
-                for entry in record.get(key, []):  # messages carry their current labels, as listed now
-                    current = self.messages.get(entry["message"]["id"])
-                    if current is not None:
-                        entry["message"]["labelIds"] = sorted(current.labels)
-            entry_labels = [e["message"]["labelIds"] for k in ("messagesAdded", "labelsAdded", "labelsRemoved")
-                            for e in record.get(k, [])]
-            if label and not any(label in labels for labels in entry_labels):
-                continue
-            records.append(record)
+        records = [json.loads(json.dumps(record)) for hid, kind, record, then in self.history
+                   if hid > start and kind in kinds and (not label or label in then)]
         offset, size = int(req.arg("pageToken") or 0), min(int(req.arg("maxResults") or 100), 500)
         body: dict[str, Any] = {"historyId": str(self._current_history)}
         if records[offset:offset + size]:
@@ -639,7 +725,7 @@ class FakeGmail:
         message = (req.json() or {}).get("message") or {}
         if not message.get("raw"):
             return gerror(400, "invalidArgument", "Missing draft message")
-        msg = self._store(unb64url(message["raw"]), {"DRAFT"}, None, self._tick())
+        msg = self._store(unb64url(message["raw"]), {"DRAFT"}, None, self._tick(), join=False)
         msg.thread_id = self._draft_thread(msg, message.get("threadId")) or msg.id
         self._index(msg)
         self._record("messageAdded", msg)
@@ -649,13 +735,12 @@ class FakeGmail:
 
     def _draft_thread(self, msg: FakeMessage, thread_id: str | None) -> str | None:
         """Gmail threads a draft only with threadId + References/In-Reply-To into the thread + matching Subject."""
-        members = self.thread_messages(thread_id) if thread_id else []
+        members = [m for m in self.thread_messages(thread_id) if m.id != msg.id] if thread_id else []
         if not members or not thread_id:
             return None
-        refs = _references(msg)
-        subject = _base_subject(msg.header("Subject") or "")
-        if refs & {m.header("Message-ID") for m in members} and any(
-                _base_subject(m.header("Subject") or "") == subject for m in members):
+        subject = _base_subject(_subject(msg))
+        if _references(msg) & {m.header("Message-ID") for m in members} and any(
+                _base_subject(_subject(m)) == subject for m in members):
             return thread_id
         return None
 
@@ -762,8 +847,25 @@ def _references(msg: FakeMessage) -> set[str]:
     return set(" ".join(filter(None, [msg.header("In-Reply-To"), msg.header("References")])).split())
 
 
+def _subject(msg: FakeMessage) -> str:
+    """The Subject as Gmail reads it: unfolded, RFC 2047 decoded, nothing else changed."""
+    return str(BytesHeaderParser(policy=default_policy).parsebytes(msg.raw).get("Subject") or "")
+
+
 def _base_subject(subject: str) -> str:
-    return re.sub(r"^\s*((re|fwd?|aw|wg)\s*:\s*)+", "", subject, flags=re.I).strip().lower()
+    """The subject without its leading reply/forward prefixes; the rest compared exactly (spaces, invisibles)."""
+    return re.sub(r"^\s*((re|fwd?|aw|wg|sv)\s*:\s*)+", "", subject, flags=re.I).strip()
+
+
+def _search_time(value: str) -> int:
+    """after:/before: values: epoch seconds or YYYY/MM/DD (midnight UTC here), as ms since the epoch."""
+    if re.fullmatch(r"\d{9,}", value):
+        return int(value) * 1000
+    try:
+        day = datetime.strptime(value, "%Y/%m/%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"the fake does not understand the date {value!r}") from None
+    return int(day.timestamp() * 1000)
 
 
 def _utc(ms: int) -> datetime:

@@ -93,6 +93,7 @@ class FakeSheets:
         srv.route("GET", base + "/values/(?P<range>[^:]+)", self._values_get)
         srv.route("PUT", base + "/values/(?P<range>[^:]+)", self._values_update)
         srv.route("POST", base + "/values/(?P<range>[^:]+):append", self._values_append)
+        srv.route("POST", base + "/values:batchUpdate", self._values_batch_update)
 
     # ------------------------------------------------------------ test helpers
 
@@ -166,7 +167,9 @@ class FakeSheets:
         self.value_input_options.append(option)
         for r, line in enumerate(values):
             for c, value in enumerate(line):
-                text = "" if value is None else str(value)
+                if value is None:  # the API skips null values: the cell keeps what it has
+                    continue
+                text = str(value)
                 formula = option == "USER_ENTERED" and text.startswith("=")
                 if option == "USER_ENTERED" and text.startswith("'"):
                     text = text[1:]  # the UI's "keep as text" prefix is not stored
@@ -250,6 +253,22 @@ class FakeSheets:
         cells = self._write(sheet, r1, c1, values, req.arg("valueInputOption") or "")
         return Response(200, {"spreadsheetId": self.spreadsheet_id, "updatedRange": unquote(req.match.group("range")),
                               "updatedRows": len(values), "updatedCells": cells})
+
+    def _values_batch_update(self, req: Request) -> Response:
+        """values:batchUpdate: several ranges in one write request."""
+        bad = self._check(req) or self._count_write()
+        if bad:
+            return bad
+        body = req.json()
+        option, cells, replies = body.get("valueInputOption") or "", 0, []
+        for item in body.get("data", []):
+            sheet, r1, c1, _, _ = self._parse_range(item["range"])
+            if sheet is None:
+                return _error(400, "Unable to parse range: " + item["range"], "INVALID_ARGUMENT")
+            cells += self._write(sheet, r1, c1, item["values"], option)
+            replies.append({"updatedRange": item["range"], "updatedRows": len(item["values"])})
+        return Response(200, {"spreadsheetId": self.spreadsheet_id, "totalUpdatedCells": cells,
+                              "responses": replies})
 
     def _values_append(self, req: Request) -> Response:
         bad = self._check(req) or self._count_write()

@@ -43,7 +43,8 @@ class FakeSlack:
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
         for method, handler in (("users.lookupByEmail", self._lookup), ("chat.postMessage", self._post),
-                                ("conversations.open", self._open), ("conversations.history", self._history)):
+                                ("conversations.open", self._open), ("conversations.history", self._history),
+                                ("auth.test", self._auth_test)):
             for verb in ("GET", "POST"):
                 self.srv.route(verb, f"/api/{method}", self._wrap(method, handler))
 
@@ -72,6 +73,9 @@ class FakeSlack:
                 return Response(503, "upstream connect error")
             return Response(200, {"ok": "error" not in body, **body})
         return serve
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"team": "Acme Pumps", "user": "triage-bot", "user_id": "U0BOT"}
 
     def _dm(self, user: str) -> str:
         return self.dms.setdefault(user, "D" + user[1:])

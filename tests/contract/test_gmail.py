@@ -6,7 +6,7 @@ import base64
 import json
 import stat
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
@@ -22,7 +22,7 @@ from bot.adapters.gmail import CURSOR_KEY, GmailProvider, is_retryable, may_have
 from bot.adapters.gmail_auth import AUTH_EXPIRED, GMAIL_SCOPE, load_credentials, scopes
 from bot.config import LabelsConfig
 from bot.models import MessageRef
-from bot.ports import AuthError, MailError, MailProvider
+from bot.ports import AuthError, MailboxPaused, MailError, MailProvider, MessageGone
 from tests.contract.fake_gmail import SYSTEM_LABELS, FakeGmail, MemoryCursors, gerror, unb64url
 from tests.contract.mail_contract import LEAD, PROCESSED, REVIEW, Factory, MailProviderContract
 
@@ -44,7 +44,7 @@ def make_provider(gm: FakeGmail, tmp_path: Path, cursors: MemoryCursors | None =
                   creds: Any = None, **kw: Any) -> GmailProvider:
     return GmailProvider(gm.config(tmp_path, **kw.pop("cfg", {})), creds or gm.credentials(),
                          LABELS, cursors if cursors is not None else MemoryCursors(),
-                         sleep=sleeps if sleeps is not None else Sleeps(), **kw)
+                         sleep=sleeps if sleeps is not None else Sleeps(), clock=gm.clock, **kw)
 
 
 def ids(refs: Sequence[MessageRef]) -> list[str]:
@@ -101,7 +101,7 @@ def test_full_sync_reads_every_page(gm: FakeGmail, tmp_path: Path) -> None:
     assert gm.calls.count("messages.list") == 2  # 500 + 120
 
 
-def test_incremental_sync_reads_only_history(gm: FakeGmail, tmp_path: Path) -> None:
+def test_incremental_sync_reads_history_and_downloads_each_new_message_once(gm: FakeGmail, tmp_path: Path) -> None:
     first = gm.add_message(subject="first")
     cursors = MemoryCursors()
     provider = make_provider(gm, tmp_path, cursors)
@@ -115,8 +115,10 @@ def test_incremental_sync_reads_only_history(gm: FakeGmail, tmp_path: Path) -> N
 
     assert ids(refs) == later
     assert "INBOX" in refs[0].labels
-    assert gm.calls == ["history.list"]  # no listing, no per-message lookups
-    assert gm.units == 2
+    # History gives ids only: one lookup each, which is also the download fetch() hands out.
+    assert gm.calls == ["history.list", "messages.get", "messages.get"]
+    assert [raw for _, raw in provider.fetch(refs)] == [gm.messages[m].raw for m in later]
+    assert gm.units == 2 + 10
     (req,) = gm.server.requests(r"/history$")
     assert req.arg("startHistoryId") == stored
     assert req.query["historyTypes"] == ["messageAdded"] and req.arg("labelId") == "INBOX"
@@ -125,8 +127,8 @@ def test_incremental_sync_reads_only_history(gm: FakeGmail, tmp_path: Path) -> N
     assert provider.list_new(100) == []
 
 
-def test_history_skips_processed_and_archived_mail_but_keeps_mail_a_person_read(gm: FakeGmail,
-                                                                                tmp_path: Path) -> None:
+def test_history_keeps_mail_a_person_read_drops_processed_mail_and_reports_archived_mail_gone(
+        gm: FakeGmail, tmp_path: Path) -> None:
     provider = make_provider(gm, tmp_path)
     provider.ensure_labels(LABELS.all())
     provider.list_new(100)
@@ -136,7 +138,12 @@ def test_history_skips_processed_and_archived_mail_but_keeps_mail_a_person_read(
     provider.modify(processed, [PROCESSED], [], archive=False)
     gm._change(gm.messages[archived], [], ["INBOX"])
 
-    assert ids(provider.list_new(100)) == [read_first]
+    refs = provider.list_new(100)
+
+    assert ids(refs) == [read_first, archived]  # history said all three were added; the lookups say the rest
+    got = dict(provider.fetch(refs))
+    assert got[refs[0]] == gm.messages[read_first].raw
+    assert isinstance(got[refs[1]], MessageGone) and str(got[refs[1]]) == "the message was moved out of the inbox"
 
 
 def test_a_message_read_by_a_person_first_is_listed_on_a_full_sync(gm: FakeGmail, tmp_path: Path) -> None:
@@ -211,7 +218,7 @@ def test_catch_up_finds_mail_a_person_moved_back_into_the_inbox(gm: FakeGmail, t
     newest = gm.add_message(subject="new")
     assert ids(provider.list_new(100)) == [moved, newest]  # cycle 3: the catch-up listing, merged with history
     assert gm.calls.count("messages.list") == 1
-    assert gm.calls.count("messages.get") == 1  # only the one history did not report needs a lookup
+    assert gm.calls.count("messages.get") == 2  # one lookup each, which is also its download
     # and a restart with a stored cursor catches up at once
     provider.checkpoint()
     assert ids(make_provider(gm, tmp_path, cursors).list_new(100)) == [moved, newest]  # still unprocessed
@@ -495,12 +502,172 @@ def test_a_listing_that_fails_half_way_does_not_let_checkpoint_advance(gm: FakeG
     assert cursors == {}
 
 
-def test_a_missing_thread_is_empty_and_a_missing_message_is_a_mail_error(gm: FakeGmail, tmp_path: Path) -> None:
+def test_a_missing_thread_is_empty_and_a_missing_message_is_gone(gm: FakeGmail, tmp_path: Path) -> None:
     provider = make_provider(gm, tmp_path)
     provider.ensure_labels(LABELS.all())
     assert provider.thread("18f00000deadbeef") == []
-    with pytest.raises(MailError, match="404"):
+    with pytest.raises(MessageGone, match="deleted from Gmail"):
         provider.modify("18f00000deadbeef", [LEAD], [], archive=False)
+    assert gm.calls.count("messages.modify") == 1  # the labels exist: no recreate-and-retry
+
+
+def retry_after_message(when: datetime) -> str:
+    return f"User-rate limit exceeded.  Retry after {when.strftime('%Y-%m-%dT%H:%M:%S')}.247Z"
+
+
+@pytest.mark.parametrize("status", [429, 403])
+def test_a_rate_limit_deadline_in_the_message_pauses_every_call_until_then(gm: FakeGmail, tmp_path: Path,
+                                                                           status: int) -> None:
+    gm.add_message()
+    cursors, sleeps = MemoryCursors(), Sleeps()
+    provider = make_provider(gm, tmp_path, cursors, sleeps=sleeps)
+    deadline = gm.clock() + timedelta(minutes=7)
+    gm.server.fail(r"/messages$", gerror(status, "userRateLimitExceeded", retry_after_message(deadline)))
+
+    with pytest.raises(MailboxPaused) as paused:
+        provider.list_new(100)
+
+    assert paused.value.until == deadline.replace(microsecond=247_000)
+    assert sleeps == [] and len(gm.server.requests(r"/messages$")) == 1  # not retried into the lockout
+    before = len(gm.server.log)
+    for again in (provider, make_provider(gm, tmp_path, cursors)):  # this process, and one restarted
+        with pytest.raises(MailboxPaused):
+            again.list_new(100)
+        with pytest.raises(MailboxPaused):
+            again.create_draft(b"Subject: x\r\n\r\nx", "")
+    assert len(gm.server.log) == before  # not one request while paused
+    gm.clock.now = deadline + timedelta(seconds=1)
+    assert len(make_provider(gm, tmp_path, cursors).list_new(100)) == 1
+
+
+def test_a_rate_limit_deadline_already_past_is_an_ordinary_retry(gm: FakeGmail, tmp_path: Path) -> None:
+    gm.add_message()
+    sleeps = Sleeps()
+    provider = make_provider(gm, tmp_path, sleeps=sleeps)
+    gone_by = gm.clock() - timedelta(seconds=5)
+    gm.server.fail(r"/messages$", gerror(429, "userRateLimitExceeded", retry_after_message(gone_by)))
+    assert len(provider.list_new(100)) == 1 and len(sleeps) == 1
+
+
+def test_a_batch_item_with_a_deadline_pauses_the_provider(gm: FakeGmail, tmp_path: Path) -> None:
+    mids = [gm.add_message() for _ in range(3)]
+    provider = make_provider(gm, tmp_path)
+    deadline = gm.clock() + timedelta(minutes=2)
+    gm.server.fail(rf"/messages/{mids[1]}$", gerror(429, "userRateLimitExceeded", retry_after_message(deadline)))
+    with pytest.raises(MailboxPaused):
+        list(provider.fetch([MessageRef(m, "") for m in mids]))
+    with pytest.raises(MailboxPaused):
+        provider.modify(mids[0], [LEAD], [], archive=False)
+
+
+# ---------------------------------------------------------------- the fake is as strict as Gmail
+
+
+def gmail_client(gm: FakeGmail) -> Any:
+    from googleapiclient.discovery import build
+
+    return build("gmail", "v1", credentials=Credentials(token="test-access-token"), static_discovery=True,
+                 cache_discovery=False, client_options={"api_endpoint": gm.api_endpoint}).users()
+
+
+def test_the_fakes_history_holds_ids_only_and_filters_on_the_labels_at_the_time(gm: FakeGmail) -> None:
+    users = gmail_client(gm)
+    start = users.getProfile(userId="me").execute()["historyId"]
+    archived_later = gm.add_message(subject="in the inbox when it came")
+    gm.trash_message(archived_later)
+    skipped_inbox = gm.add_message(subject="a filter skipped the inbox", labels=("UNREAD",))
+    gm.move_to_inbox(skipped_inbox)
+
+    def added(**kw: Any) -> list[dict[str, Any]]:
+        history = users.history().list(userId="me", startHistoryId=start, historyTypes=["messageAdded"],
+                                       **kw).execute().get("history", [])
+        return [a["message"] for h in history for a in h.get("messagesAdded", [])]
+
+    assert added(labelId="INBOX") == [{"id": archived_later, "threadId": gm.messages[archived_later].thread_id}]
+    assert [m["id"] for m in added()] == [archived_later, skipped_inbox]
+    labelled = users.history().list(userId="me", startHistoryId=start, historyTypes=["labelAdded"],
+                                    labelId="INBOX").execute()["history"]
+    assert [h["labelsAdded"][0]["message"]["id"] for h in labelled] == [skipped_inbox]
+
+
+def test_the_fake_deletes_mail_for_good_and_trashes_it_as_a_person_does(gm: FakeGmail, tmp_path: Path) -> None:
+    users = gmail_client(gm)
+    deleted, trashed = gm.add_message(), gm.add_message()
+    gm.delete_message(deleted)
+    gm.trash_message(trashed)
+    for call in (users.messages().get(userId="me", id=deleted),
+                 users.messages().modify(userId="me", id=deleted, body={"addLabelIds": ["STARRED"]})):
+        with pytest.raises(HttpError) as err:
+            call.execute()
+        assert err.value.status_code == 404
+    provider = make_provider(gm, tmp_path)
+    ((_, item),) = provider.fetch([MessageRef(deleted, "")])  # a batch item
+    assert isinstance(item, MessageGone)
+    assert users.messages().get(userId="me", id=trashed, format="minimal").execute()["labelIds"] == ["TRASH",
+                                                                                                     "UNREAD"]
+    assert users.messages().list(userId="me", q="in:inbox").execute().get("messages") is None
+
+
+def test_the_fake_enforces_the_per_user_rate_with_gmails_flood_control_message(gm: FakeGmail) -> None:
+    users = gmail_client(gm)
+    gm.user_limit_per_minute = 12
+    users.messages().list(userId="me").execute()  # 5 units
+    gm.clock.now += timedelta(seconds=30)
+    users.labels().list(userId="me").execute()  # 1 unit
+    users.messages().list(userId="me").execute()  # 11 units in the last minute
+    with pytest.raises(HttpError) as err:
+        users.messages().list(userId="me").execute()
+    assert err.value.status_code == 429
+    message = json.loads(err.value.content)["error"]["message"]
+    first_call_leaves = (gm.clock() - timedelta(seconds=30) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    assert message == f"User-rate limit exceeded.  Retry after {first_call_leaves}.000Z"
+    assert gm.refused["messages.list"] == 1 and gm.quota["messages.list"] == 10  # refused calls cost nothing
+    gm.clock.now += timedelta(seconds=31)
+    users.messages().list(userId="me").execute()  # the first call left the window: 5 units fit again
+
+    gm.lockout_minutes = 5
+    with pytest.raises(HttpError):
+        users.messages().list(userId="me").execute()
+    lockout = gm.clock() + timedelta(minutes=5)
+    gm.clock.now += timedelta(minutes=4)  # the window is empty by now, but the lockout holds
+    with pytest.raises(HttpError) as err:
+        users.labels().list(userId="me").execute()
+    assert lockout.strftime("%Y-%m-%dT%H:%M:%S") in json.loads(err.value.content)["error"]["message"]
+    gm.clock.now = lockout
+    users.labels().list(userId="me").execute()
+
+
+def test_the_fakes_label_search_matches_as_gmail_writes_label_names(gm: FakeGmail) -> None:
+    users = gmail_client(gm)
+    names = ["Triage/Processed", "Triage  Done", "Triage-Done"]
+    mids = {name: gm.add_message(subject=name) for name in names}
+    for name, mid in mids.items():
+        gm.messages[mid].labels.add(gm.create_label(name))
+
+    def found(q: str) -> set[str]:
+        return {m["id"] for m in users.messages().list(userId="me", q=q).execute().get("messages", [])}
+
+    assert found("label:triage-processed") == found('label:"Triage/Processed"') == {mids["Triage/Processed"]}
+    assert found("label:triage-done") == {mids["Triage-Done"]}  # runs of separators are not merged
+    assert found("label:triage--done") == {mids["Triage  Done"]}
+    assert found(f"label:{gm.label_id('Triage/Processed')}") == set()  # never by label id
+
+
+def test_the_fake_threads_a_draft_only_when_its_subject_matches_the_thread(gm: FakeGmail, tmp_path: Path) -> None:
+    root = gm.add_message(subject="Pumps  for\u200bthe plant")
+    orig = gm.messages[root]
+    provider = make_provider(gm, tmp_path)
+
+    def draft(subject: str) -> str:
+        reply = EmailMessage()
+        reply["Subject"] = subject
+        reply["In-Reply-To"] = reply["References"] = orig.header("Message-ID")
+        reply.set_content("Thank you.")
+        return gm.messages[gm.drafts[provider.create_draft(reply.as_bytes(), orig.thread_id)]].thread_id
+
+    assert draft("Re: Pumps for the plant") != orig.thread_id  # cleaned up: not the thread's subject
+    assert draft("Re: Pumps  for\u200bthe plant") == orig.thread_id
+    assert draft("AW: Pumps  for\u200bthe plant") == orig.thread_id
 
 
 # ---------------------------------------------------------------- auth

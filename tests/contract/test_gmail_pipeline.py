@@ -75,7 +75,7 @@ class GmailBot:
         self.ledger = open_ledger(self.cfg)
         creds = load_credentials(self.cfg.mail.gmail, google_scopes(self.cfg))
         self.mail = GmailProvider(self.cfg.mail.gmail, creds, self.cfg.labels, self.ledger,
-                                  sleep=sleep or self.sleeps, **provider)
+                                  sleep=sleep or self.sleeps, clock=self.clock, **provider)
         self.pipeline = Pipeline(self.services())
 
     def services(self) -> Services:
@@ -558,3 +558,176 @@ def test_the_draft_id_of_a_draft_message_is_looked_up_past_the_first_page(bot: G
     assert bot.mail.draft_id(draft.id) == recorded
     assert bot.gm.calls == ["drafts.list", "drafts.list"]
     assert bot.mail.draft_id("not-a-draft") == "not-a-draft"  # nothing better to record, and never a second draft
+
+
+# ---------------------------------------------------------------- mail that goes away before the bot reads it
+
+
+def calls_about(gm: FakeGmail, mid: str, method: str) -> int:
+    return sum(1 for _, name, target, _ in gm.call_log if name == method and mid in target.split(","))
+
+
+@pytest.mark.parametrize("gone_after", ["history.list", "messages.get"])
+def test_a_message_deleted_before_its_fetch_is_recorded_once_and_never_retried(gm: FakeGmail, tmp_path: Path,
+                                                                               gone_after: str) -> None:
+    bot = GmailBot(gm, tmp_path, {"poll": {"max_attempts": 3}})
+    # "messages.get": the listing's lookup (format=minimal here) saw it; it is deleted before the download
+    bot.start(prefetch_bytes=0)
+    bot.cycle()
+    lead, deleted = bot.deliver(LEAD_SUBJECT), bot.deliver("Second quote [lead:en:0.9]")
+    gm.after(gone_after, lambda: gm.delete_message(deleted))
+
+    reports = [bot.cycle() for _ in range(8)]
+
+    assert_lead_done(bot, lead)
+    row = bot.ledger.get(deleted)
+    assert row is not None and row.status == "done" and row.attempts == 0 and not row.review
+    (audit,) = bot.rows(deleted)
+    assert "deleted from Gmail" in audit["reasons"] and audit["assignee"] == ""
+    assert bot.ledger.effects(deleted) == []  # no label change queued, dropped or retried
+    assert calls_about(gm, deleted, "messages.modify") == 0
+    assert [r.failed for r in reports] == [0] * 8 and reports[0].skipped == 1
+    assert sum(bot.ledger.assignment_counts("inside_sales").values()) == 1
+    assert len(bot.notifier.sent) == 1 and len(gm.drafts) == 1
+
+
+def test_a_message_deleted_after_its_decision_is_recorded_without_retrying_its_labels(bot: GmailBot) -> None:
+    mid = bot.deliver("Pump noise [support:en:0.9]")
+    bot.keywords.hooks["noise"] = lambda: bot.gm.delete_message(mid)  # while the bot decides about it
+
+    reports = [bot.cycle() for _ in range(4)]
+
+    row = bot.ledger.get(mid)
+    assert row is not None and row.status == "done" and row.attempts == 0 and row.category == "support"
+    (audit,) = bot.rows(mid)
+    assert "deleted from Gmail" in audit["error"]
+    assert [e.status for e in bot.ledger.effects(mid)] == ["dropped"]
+    assert calls_about(bot.gm, mid, "messages.modify") == 1 and sum(r.failed for r in reports) == 0
+
+
+@pytest.mark.parametrize("gone_after", ["history.list", "messages.get"])
+@pytest.mark.parametrize("person", ["trash_message", "mark_spam"])
+def test_mail_a_person_deleted_before_the_bot_read_it_gets_no_draft_ping_or_turn(gm: FakeGmail, tmp_path: Path,
+                                                                                 gone_after: str,
+                                                                                 person: str) -> None:
+    bot = GmailBot(gm, tmp_path)
+    bot.start(prefetch_bytes=0)
+    bot.cycle()
+    mid = bot.deliver(LEAD_SUBJECT)
+    gm.after(gone_after, lambda: getattr(gm, person)(mid))
+
+    bot.cycle()
+
+    assert bot.drafts_in(mid) == [] and bot.notifier.sent == [] and bot.crm.contacts == {}
+    assert sum(bot.ledger.assignment_counts("inside_sales").values()) == 0
+    assert bot.labels(mid) == {"TRASH" if person == "trash_message" else "SPAM", "UNREAD"}  # left as they were
+    (audit,) = bot.rows(mid)
+    assert ("moved to Trash" if person == "trash_message" else "marked as spam") in audit["reasons"]
+    assert bot.keywords.calls == 0
+
+    gm.move_to_inbox(mid)  # a person changes their mind: back in the inbox, it is new mail to the bot
+    bot.start()  # a restart lists the inbox at once (so does the catch-up every 10th cycle)
+    bot.cycle()
+
+    assert len(bot.drafts_in(mid)) == 1 and len(bot.notifier.sent) == 1
+    assert {bot.label("lead"), bot.cfg.labels.processed} <= bot.labels(mid)
+    assert [r["category"] for r in bot.rows(mid)] == ["", "lead"]  # the audit tells both
+
+
+# ---------------------------------------------------------------- Gmail's flood control
+
+
+def api_requests(gm: FakeGmail) -> int:
+    return len(gm.server.requests(r"^/gmail/|^/batch/"))
+
+
+def test_gmails_rate_limit_deadline_pauses_every_gmail_call_until_then_even_across_a_restart(
+        gm: FakeGmail, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    bot = GmailBot(gm, tmp_path)
+    leads = [bot.deliver(f"Quote {i} [lead:en:0.9]", sender=f"Buyer {i} <buyer{i}@prospect{i}.example>")
+             for i in range(3)]
+    others = [bot.deliver(f"Ticket {i} [support:en:0.9]") for i in range(3)]
+    gm.user_limit_per_minute, gm.lockout_minutes = 100, 15  # a low limit: the first cycle passes it
+    deadline = gm.clock() + timedelta(minutes=15)
+
+    caplog.set_level("INFO")
+    paused = bot.cycle()
+
+    assert paused.failed == 0  # not any message's fault
+    assert sum(gm.refused.values()) == 1  # the refused call was not repeated inside the lockout
+    assert paused.paused_until == deadline
+    (said,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert deadline.isoformat(timespec="seconds") in said
+    before = api_requests(gm)
+    gm.clock.now += timedelta(minutes=10)
+    bot.cycle()
+    bot.start()  # restarted inside the lockout: it remembers
+    assert bot.cycle().paused_until == deadline
+    assert api_requests(gm) == before and sum(gm.refused.values()) == 1
+    assert all(row.attempts == 0 for mid in leads + others if (row := bot.ledger.get(mid)) is not None)
+
+    gm.clock.now = deadline + timedelta(seconds=1)
+    gm.user_limit_per_minute = None
+    bot.cycle()
+
+    for mid in leads:
+        assert_lead_done(bot, mid)
+    for mid in others:
+        row = bot.ledger.get(mid)
+        assert row is not None and row.status == "done" and row.attempts == 0 and len(bot.rows(mid)) == 1
+    assert len(gm.drafts) == len(leads) and len(bot.notifier.sent) == len(leads)
+
+
+# ---------------------------------------------------------------- a full sync after a long outage
+
+
+def test_a_full_sync_after_a_long_outage_reaches_back_to_the_last_sync(gm: FakeGmail, tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    bot = GmailBot(gm, tmp_path)  # lookback_days: 7
+    first = bot.deliver(LEAD_SUBJECT)
+    bot.cycle()  # in sync now
+    went_down = gm.clock()
+    gm.clock.now += timedelta(days=10)  # the bot was down for ten days and Gmail forgot its history id
+    early = gm.add_message(raw_mail("Pumps for Oslo [lead:en:0.9]"), internal_date=went_down + timedelta(days=2))
+    late = gm.add_message(raw_mail("Pumps for Riga [lead:en:0.9]"), internal_date=went_down + timedelta(days=9))
+    gm.expire_history()
+
+    caplog.set_level("INFO")
+    bot.start()
+    report = bot.cycle()
+
+    assert report.processed == 2
+    for mid in (first, early, late):
+        assert_lead_done(bot, mid)
+    (listing,) = [r for r in gm.server.requests(r"/messages$") if "after:" in (r.arg("q") or "")]
+    assert f"after:{int((went_down - timedelta(hours=1)).timestamp())}" in str(listing.arg("q"))
+    assert any("10.0 days back" in r.getMessage() for r in caplog.records)
+
+
+def test_the_first_sync_looks_back_lookback_days_only(bot: GmailBot, caplog: pytest.LogCaptureFixture) -> None:
+    old = bot.gm.add_message(raw_mail("Old quote [lead:en:0.9]"), internal_date=bot.gm.clock() - timedelta(days=8))
+    recent = bot.deliver(LEAD_SUBJECT)
+    caplog.set_level("INFO")
+    bot.cycle()
+    assert bot.ledger.get(old) is None
+    assert_lead_done(bot, recent)
+    assert any("last 7 days" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------- reply subjects
+
+
+@pytest.mark.parametrize("subject, expected", [
+    ("Quote  for\u200b 3 pumps  [lead:en:0.95]", "Re: Quote  for\u200b 3 pumps  [lead:en:0.95]"),
+    ("=?utf-8?q?Angebot__f=C3=BCr_Pumpen?= [lead:de:0.9]", "Re: Angebot  für Pumpen [lead:de:0.9]"),
+    ("RE: Pumps\u200d  again [lead:en:0.9]", "RE: Pumps\u200d  again [lead:en:0.9]"),  # not "Re: RE: ..."
+])
+def test_a_reply_draft_repeats_the_original_subject_and_joins_its_thread(bot: GmailBot, subject: str,
+                                                                          expected: str) -> None:
+    mid = bot.deliver(subject)
+    bot.cycle()
+    (request,) = bot.gm.server.requests(r"/drafts$", "POST")
+    reply = message_from_bytes(unb64url(request.json()["message"]["raw"]), policy=policy.default)
+    assert str(reply["Subject"]) == expected
+    (draft,) = bot.drafts_in(mid)  # Gmail put it into the customer's thread
+    assert draft.thread_id == bot.gm.messages[mid].thread_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gspread
@@ -12,7 +13,7 @@ from gspread.utils import ValueInputOption
 
 from bot.adapters.sheets import LocalRedirect, SheetLayoutError, SheetsAuditSink, redirecting
 from bot.config import SheetsConfig
-from bot.models import AUDIT_FIELDS
+from bot.models import AUDIT_FIELDS, AUDIT_FIELDS_V1
 from bot.ports import SinkUnavailable
 from tests.contract.fake_sheets import FakeSheets
 from tests.httpfake import FakeServer, Response
@@ -205,3 +206,79 @@ def test_per_minute_write_quota_is_waited_out(env: Env) -> None:
     assert env.message_ids() == ["<m1@mail.example>", "<m2@mail.example>"]
     assert len(env.sleeps) == 1
     assert dict(env.fake.writes_per_minute) == {0: 1, 1: 1}
+
+
+# ---------------------------------------------------------------- rows filled in later (bot.followup)
+
+V1 = list(AUDIT_FIELDS_V1)
+LATER = HEADER[len(V1):]
+
+
+def test_update_fills_in_the_row_of_the_message_and_nothing_else(env: Env) -> None:
+    env.fake.add_sheet("Decisions", [[*HEADER, "notes"]])
+    env.sink.write([row(1), row(2), row(3)], retry=False)
+    sheet = env.fake.sheet("Decisions")
+    sheet.put(2, HEADER.index("summary"), "a person's note in our column", formula=False)
+    sheet.put(2, len(HEADER), "called back", formula=False)
+    env.srv.log.clear()
+    missing = env.sink.update([{"provider_id": "p2", "message_id": "<m2@mail.example>",
+                                "answered_by": "alice@acme-pumps.example", "followup": "=HYPERLINK(\"http://x\")"},
+                               {"provider_id": "p-gone", "message_id": "<gone@mail.example>", "answered_by": "x"}])
+    assert missing == {"p-gone"}
+    values = env.fake.values("Decisions")
+    assert values[2][HEADER.index("answered_by")] == "alice@acme-pumps.example"
+    assert values[2][HEADER.index("followup")] == "'=HYPERLINK(\"http://x\")" and sheet.formulas == set()
+    assert values[2][HEADER.index("summary")] == "a person's note in our column"
+    assert values[2][len(HEADER)] == "called back"
+    assert values[1][HEADER.index("answered_by")] == values[3][HEADER.index("answered_by")] == ""
+    assert len(env.srv.requests(r"/values/", "GET")) == 1  # the provider_id column
+    assert len(env.srv.requests(r"values:batchUpdate$", "POST")) == 1  # every cell in one write
+
+
+def test_a_tab_of_the_first_layout_gets_the_later_columns_after_the_columns_people_added(env: Env) -> None:
+    old = [row(0)[f] for f in V1]
+    env.fake.add_sheet("Decisions", [[*V1, "notes"], [*map(str, old), "called back on Monday"]])
+    env.sink.write([row(1, answered_by="bob@acme-pumps.example")], retry=False)
+    values = env.fake.values("Decisions")
+    assert values[0] == [*V1, "notes", *LATER]
+    assert values[1][len(V1)] == "called back on Monday"
+    assert values[2][MID] == "<m1@mail.example>" and values[2][len(V1)] == ""  # nothing under "notes"
+    assert values[2][len(V1) + 1 + LATER.index("answered_by")] == "bob@acme-pumps.example"
+    env.sink.update([{"provider_id": "p0", "message_id": "<m0@mail.example>",
+                      "answered_at": "2026-03-02T11:00:00+00:00"}])
+    assert env.fake.values("Decisions")[1][len(V1) + 1] == "2026-03-02T11:00:00+00:00"
+    assert env.fake.values("Decisions")[1][len(V1)] == "called back on Monday"
+
+
+def test_an_update_during_an_outage_stays_queued_and_lands_when_the_sheet_is_back(env: Env, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from bot.pipeline import Pipeline, Services
+    from bot.state import Ledger
+    from tests.fake_mail import FakeMailProvider
+    from tests.fakes import Clock, KeywordClassifier, make_config, raw_mail
+
+    cfg = make_config(tmp_path)
+    mail = FakeMailProvider(processed_label=cfg.labels.processed)
+    ledger = Ledger(cfg.state_dir / "ledger.sqlite3")
+    clock = Clock(datetime(2026, 11, 23, 9, tzinfo=UTC))
+    pipeline = Pipeline(Services(cfg=cfg, mail=mail, classifier=KeywordClassifier(), ledger=ledger,
+                                 audit_sinks=[env.sink], clock=clock))
+    lead = mail.add(raw_mail("Quote [lead:en:0.95]"))
+    pipeline.run_cycle()
+    [written] = env.fake.values("Decisions")[1:]
+    msgid = written[MID]
+    mail.add(raw_mail("Re: Quote", sender="Alice <alice@acme-pumps.example>", date="Mon, 23 Nov 2026 10:00:00 +0000",
+                      extra=f"In-Reply-To: {msgid}\r\nReferences: {msgid}\r\n"), labels=("SENT",))
+    env.srv.fail(r"/v4/spreadsheets", Response(503, {"error": {"code": 503, "message": "unavailable"}}), times=50)
+    clock.now = datetime(2026, 11, 23, 10, 5, tzinfo=UTC)
+    pipeline.run_cycle()
+    assert ledger.outbox_backlog() == {"update:sheets": 1}
+    assert env.fake.values("Decisions")[1][HEADER.index("answered_by")] == ""
+    env.srv.faults.clear()
+    pipeline.run_cycle()
+    assert ledger.outbox_backlog() == {}
+    line = env.fake.values("Decisions")[1]
+    assert (line[HEADER.index("answered_by")], line[HEADER.index("response_hours")]) == (
+        "alice@acme-pumps.example", "1.00")
+    assert len(env.fake.values("Decisions")) == 2 and ledger.get(lead) is not None

@@ -192,9 +192,34 @@ def test_rejected_token_is_unavailable_without_retrying(env: Env) -> None:
 
 
 def test_an_alert_goes_to_the_fallback_channel_as_escaped_text(env: Env) -> None:
-    env.notifier.alert("Gmail authorization expired <!channel>: run `python run.py auth gmail` again")
+    where = env.notifier.alert("Gmail authorization expired <!channel>: run `python run.py auth gmail` again")
     (post,) = env.fake.in_channel(FALLBACK)
     assert "Gmail authorization expired &lt;!channel&gt;" in post.text and "<!channel>" not in post.text
+    assert where == f"Slack channel {FALLBACK}"
     env.cfg = SlackConfig(**{**env.cfg.__dict__, "fallback_channel": ""})
-    env.new_notifier().alert("nobody to tell")
+    assert env.new_notifier().alert("nobody to tell") is None
     assert len(env.fake.posted) == 1
+
+
+def test_follow_up_pings_say_what_happened_and_an_escalation_goes_to_the_channel(env: Env) -> None:
+    env.fake.channels.add("C0MANAGERS")
+    note = "2026-11-30 10:00 UTC reminder to bob@acme-pumps.example after 4.0 business hours <!channel>"
+
+    def event(kind: str, n: int, **fields: Any) -> dict[str, Any]:  # a follow-up ping keyed as the bot keys it
+        return payload(kind=kind, provider_id=f"m1#{kind}-{n}", message_id=f"<lead1@c>#{kind}-{n}", **fields)
+
+    assert env.notifier.notify(event("reminder", 1, note=note), retry=False) == "slack dm U0BOB"
+    assert env.notifier.notify(event("escalation", 2, channel="C0MANAGERS"), retry=False) == "slack channel C0MANAGERS"
+    assert env.notifier.notify(event("escalation", 3, channel=""),
+                               retry=False) == f"slack channel {FALLBACK}"  # no channel configured: the fallback
+    reminder, escalation, _ = env.fake.posted
+    assert reminder.text.startswith("Reminder: this lead has no answer yet from")
+    assert "after 4.0 business hours &lt;!channel&gt;" in reminder.blocks_json  # mail-free, and escaped anyway
+    assert escalation.channel == "C0MANAGERS" and escalation.text.startswith("Unanswered lead from")
+    assert "Unanswered lead* for Bob Nguyen" in escalation.blocks_json
+    # a replayed reminder finds its own post, not the lead's first ping
+    env.notifier.notify(payload(message_id="<lead1@c>"), retry=False)
+    assert env.new_notifier().notify(event("reminder", 1), retry=True) == "slack dm U0BOB"
+    assert len(env.fake.posted) == 4
+    env.new_notifier().notify(event("reminder", 9), retry=True)  # never posted: the lead's own ping is not it
+    assert len(env.fake.posted) == 5

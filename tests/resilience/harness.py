@@ -369,7 +369,7 @@ class Outcome:
         header = sheet[0] if sheet else []
         sheet_rows = [dict(zip(header, line + [""] * (len(header) - len(line)), strict=True)) for line in sheet[1:]]
         csv_path = stack.csv_path or stack.state_dir / "audit.csv"
-        csv_rows = list(csv.DictReader(csv_path.open(encoding="utf-8"))) if csv_path.exists() else []
+        csv_rows = list(csv.DictReader(csv_path.open(encoding="utf-8-sig"))) if csv_path.exists() else []
         posted = [str(((p.args.get("metadata") or {}).get("event_payload") or {}).get("message_id", ""))
                   for p in stack.slack.posted]
         contacts = Counter(c.get("email", "").lower() for c in stack.hubspot.of("contacts").values())

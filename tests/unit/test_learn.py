@@ -95,6 +95,8 @@ def test_corrected_mistakes_are_learnt_and_the_gold_test_split_keeps_its_accurac
     text = render(result)
     print(f"\nagency mail: accuracy {before.accuracy} before, {after.accuracy} after\n{text}")
     assert "model saved" in text
+    again = learn(inbox.cfg, inbox.ledger, inbox.mail)  # nobody corrected anything since
+    assert not again.saved and again.before is None and again.reason.startswith("no new correction")
 
 
 def test_a_model_that_would_do_worse_is_not_installed_unless_forced(tmp_path: Path) -> None:
@@ -114,7 +116,10 @@ def test_a_model_that_would_do_worse_is_not_installed_unless_forced(tmp_path: Pa
 def test_without_corrections_nothing_is_trained_unless_forced(tmp_path: Path) -> None:
     inbox = Inbox(tmp_path)
     result = learn(inbox.cfg, inbox.ledger, inbox.mail)
-    assert result == LearnResult(before=result.before, reason="no corrected message to learn from")
+    assert result == LearnResult(reason="no new correction since the last learn (0 corrected message(s) already "
+                                        "learnt from)")
+    assert result.before is None  # nothing was scored or trained
+    assert "nothing to retrain (--force retrains anyway)" in render(result)
     assert not inbox.cfg.classify.model_path.exists()
     forced = learn(inbox.cfg, inbox.ledger, inbox.mail, force=True)
     assert forced.saved and forced.base > 100 and forced.used == 0

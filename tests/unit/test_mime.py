@@ -594,3 +594,11 @@ def test_text_is_subject_and_truncated_body() -> None:
     e = parse_email(plain("abcdefghij" * 50, subject="Hello"), text_chars=120)
     assert e.text == "Hello\n\n" + ("abcdefghij" * 12)
     assert len(e.body) == 500
+
+
+def test_the_subject_as_written_keeps_spacing_and_invisibles_for_the_reply() -> None:
+    raw = ("From: a@example.com\r\nMessage-ID: <s@example.com>\r\n"
+           "Subject: Quote  for\u200b =?utf-8?q?f=C3=BCr?=\r\n  pumps\u2028now\r\n\r\nHello\r\n").encode()
+    email = parse_email(raw)
+    assert email.subject_header == "Quote  for\u200b für  pumps now"  # unfolded, decoded, line break -> space
+    assert email.subject == "Quote for für pumps now"  # the cleaned form rules and classifiers read
