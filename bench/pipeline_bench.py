@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Throughput and memory of the whole pipeline on the local adapters (Maildir, offline classifier, CSV audit).
 
-    python bench/pipeline_bench.py [FOLDER_OF_EML ...] [--limit N]
+    python bench/pipeline_bench.py [FOLDER_OF_EML ...] [--limit N] [--count N]
 
 Default input: ../shared/data/spamassassin-dev next to the repository. The messages are copied into a fresh
 Maildir (not timed), then the bot runs cycles of 500 until the inbox is drained. Printed: messages per second
 over the timed cycles, peak RSS, and RSS after each cycle (flat = memory does not grow with N).
+--count N copies the folders' mail again and again until there are N messages; each further copy gets a Message-ID
+and a sender of its own (otherwise the bot would take it for the same mail, or a follow-up in the same thread).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import resource
 import shutil
 import sys
@@ -38,17 +41,32 @@ def rss_mb() -> float:
     return 0.0
 
 
-def fill_maildir(root: Path, folders: list[Path], limit: int | None) -> int:
+def fill_maildir(root: Path, folders: list[Path], limit: int | None, count: int | None = None) -> int:
     for sub in ("new", "cur", "tmp"):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    sources = [src for folder in folders for src in sorted(folder.rglob("*.eml"))][:limit]
     n = 0
-    for folder in folders:
-        for src in sorted(folder.rglob("*.eml")):
-            if limit is not None and n >= limit:
+    for round_ in range(max(1, -(-(count or 0) // max(1, len(sources))))):
+        for src in sources:
+            if count is not None and n >= count:
                 return n
-            shutil.copyfile(src, root / "new" / f"bench.{n:06d}")
+            dest = root / "new" / f"bench.{n:06d}"
+            if round_ == 0:
+                shutil.copyfile(src, dest)
+            else:
+                dest.write_bytes(_another_copy(src.read_bytes(), round_))
             n += 1
     return n
+
+
+def _another_copy(raw: bytes, round_: int) -> bytes:
+    """The same mail as a different one: its Message-ID, References and sender made unique to this copy."""
+    end = re.search(rb"\r?\n\r?\n", raw)
+    head, rest = (raw[:end.start()], raw[end.start():]) if end else (raw, b"")
+    head = re.sub(rb"(?im)^(message-id:[ \t]*<?)", rb"\g<1>copy%d." % round_, head, count=1)
+    head = re.sub(rb"(?im)^(in-reply-to|references):.*(\r?\n[ \t].*)*\r?\n?", b"", head)
+    head = re.sub(rb"(?im)^(from:.*?)([\w.+-]+)@", rb"\g<1>\g<2>+copy%d@" % round_, head, count=1)
+    return head + rest
 
 
 def main() -> int:
@@ -56,13 +74,18 @@ def main() -> int:
     ap.add_argument("folders", nargs="*", type=Path, default=[DEFAULT])
     ap.add_argument("--limit", type=int, default=None, help="at most this many messages")
     ap.add_argument("--cycle", type=int, default=500, help="messages per cycle")
+    ap.add_argument("--count", type=int, default=None, help="copy the mail until there are this many messages")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         cfg = make_config(tmp_path, {"poll": {"max_messages_per_cycle": args.cycle},
                                      "mail": {"maildir": {"seed": ""}}, "notify": {"console": False}})
-        n = fill_maildir(cfg.mail.maildir.path, args.folders, args.limit)
+        n = fill_maildir(cfg.mail.maildir.path, args.folders, args.limit, args.count)
+        if n == 0:  # a figure for no mail would say nothing: name the folder that was empty or missing
+            print(f"no .eml files in {', '.join(str(f) for f in args.folders)}; pass the corpus folder",
+                  file=sys.stderr)
+            return 2
         services = build_services(cfg)
         pipeline = Pipeline(services)
         start_rss = rss_mb()

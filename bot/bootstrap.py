@@ -9,7 +9,7 @@ from pathlib import Path
 from bot.config import PACKAGE_DIR, Config
 from bot.pipeline import Services
 from bot.ports import AuditSink, Classifier, Crm, MailProvider, Notifier
-from bot.state import Ledger, prepare_state_dir
+from bot.state import Ledger, StateError, prepare_state_dir
 
 GOLD_DIR = PACKAGE_DIR / "data" / "gold"
 
@@ -17,8 +17,11 @@ log = logging.getLogger("bot.bootstrap")
 
 
 def open_ledger(cfg: Config) -> Ledger:
+    """The ledger under state/, checked for damage first (StateError: the bot must not act without it)."""
     prepare_state_dir(cfg.state_dir)
-    return Ledger(cfg.state_dir / "ledger.sqlite3")
+    ledger = Ledger(cfg.state_dir / "ledger.sqlite3")
+    ledger.verify()
+    return ledger
 
 
 def build_classifier(cfg: Config, ledger: Ledger | None) -> Classifier:
@@ -63,9 +66,17 @@ def build_mail(cfg: Config, ledger: Ledger) -> MailProvider:
     from bot.adapters.maildir import MaildirProvider, seed_maildir
 
     if cfg.mail.maildir.seed and not cfg.mail.maildir.path.exists():
-        n = seed_maildir(cfg.mail.maildir.path, cfg.mail.maildir.seed)
+        try:
+            n = seed_maildir(cfg.mail.maildir.path, cfg.mail.maildir.seed)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:  # a full or read-only disk: the state cannot be written, exit 3
+            raise StateError(f"cannot create the maildir {cfg.mail.maildir.path} from {cfg.mail.maildir.seed} "
+                             f"({exc.strerror or exc}); free disk space or fix permissions, nothing was processed"
+                             ) from None
         log.info("created %s with %d demo messages from %s", cfg.mail.maildir.path, n, cfg.mail.maildir.seed)
-    return MaildirProvider(cfg.mail.maildir.path, processed_label=cfg.labels.processed)
+    return MaildirProvider(cfg.mail.maildir.path, processed_label=cfg.labels.processed,
+                           max_message_bytes=cfg.mail.max_message_bytes)
 
 
 def build_notifiers(cfg: Config) -> list[Notifier]:

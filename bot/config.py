@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, time, tzinfo
 from pathlib import Path
@@ -20,14 +21,25 @@ import yaml
 from bot.models import CATEGORIES, Person
 
 _MISSING = object()
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; this also bounds every value read from it
+MAX_DEPTH = 32  # levels of nesting; the deepest key (routing.pools.<pool>.members[i].away[j].from) has 9
+MAX_EXPANDED = 2_000_000  # values plus characters the document holds once its YAML aliases are expanded
+_SHOW = reprlib.Repr()
+_SHOW.maxstring, _SHOW.maxother, _SHOW.maxlevel = 120, 120, 3
+_SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxdict = _SHOW.maxset = 6
+
+
+def show(value: Any) -> str:
+    """A value for an error message: bounded however large or deeply nested it is."""
+    return _SHOW.repr(value)
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _LANG_RE = re.compile(r"^[a-z]{2}$")
 
 
 class ConfigError(Exception):
     def __init__(self, problems: list[str], source: str = "config") -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
+        self.problems = [p if len(p) <= 600 else p[:599] + "…" for p in problems]  # one screen, whatever the input
+        lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
 
 
@@ -45,6 +57,11 @@ class Reader:
 
     def _p(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path and key else (self.path or key)
+
+    @staticmethod
+    def key_text(key: Any) -> str:
+        """A mapping key as a path element (YAML allows any value as a key)."""
+        return key if isinstance(key, str) and len(key) <= 120 else show(key)
 
     def problem(self, key: str, message: str) -> None:
         self.problems.append(f"{self._p(key) or '(top level)'}: {message}")
@@ -67,16 +84,16 @@ class Reader:
         if value is None:
             return ""
         if not isinstance(value, str):
-            self.problem(key, f"expected a string, got {value!r}")
+            self.problem(key, f"expected a string, got {show(value)}")
             return str(default) if isinstance(default, str) else ""
         if choices is not None and value not in choices:
-            self.problem(key, f"expected one of {', '.join(choices)}, got {value!r}")
+            self.problem(key, f"expected one of {', '.join(choices)}, got {show(value)}")
         return value
 
     def boolean(self, key: str, default: Any = _MISSING) -> bool:
         value = self.raw(key, default)
         if not isinstance(value, bool):
-            self.problem(key, f"expected true or false, got {value!r}")
+            self.problem(key, f"expected true or false, got {show(value)}")
             return bool(default) if isinstance(default, bool) else False
         return value
 
@@ -85,11 +102,11 @@ class Reader:
         value = self.raw(key, default)
         kind = "a whole number" if integer else "a number"
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-            self.problem(key, f"expected {kind}, got {value!r}")
+            self.problem(key, f"expected {kind}, got {show(value)}")
             return float(default) if isinstance(default, (int, float)) else 0.0
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             bounds = f"{minimum if minimum is not None else '-inf'}..{maximum if maximum is not None else 'inf'}"
-            self.problem(key, f"expected {kind} in {bounds}, got {value!r}")
+            self.problem(key, f"expected {kind} in {bounds}, got {show(value)}")
         return float(value)
 
     def integer(self, key: str, default: Any = _MISSING, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -101,12 +118,13 @@ class Reader:
         if value is None:
             return ()
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(key, f"expected a list of strings, got {value!r}")
+            self.problem(key, f"expected a list of strings, got {show(value)}")
             return ()
         if pattern is not None:
             for i, v in enumerate(value):
                 if not pattern.match(v):
-                    self.problem(f"{key}[{i}]", f"expected {what or 'a value matching ' + pattern.pattern}, got {v!r}")
+                    self.problem(f"{key}[{i}]",
+                                 f"expected {what or 'a value matching ' + pattern.pattern}, got {show(v)}")
         return tuple(value)
 
     def path_value(self, key: str, default: Any = _MISSING) -> Path:
@@ -140,7 +158,7 @@ class Reader:
         """Report keys nobody read: usually a typo that would otherwise be silently ignored."""
         for key in self.data:
             if key not in self._known:
-                self.problem(str(key), "unknown key")
+                self.problem(self.key_text(key), "unknown key")
 
 
 # ---------------------------------------------------------------- sections
@@ -179,6 +197,7 @@ class MailConfig:
     provider: str
     maildir: MaildirConfig
     gmail: GmailConfig
+    max_message_bytes: int = 25 * 1024 * 1024  # what is read of one message; a larger one goes to review
 
 
 @dataclass(frozen=True)
@@ -456,7 +475,7 @@ def _company(r: Reader) -> CompanyConfig:
         r.problem("domains", "list at least one of our own domains")
     mailbox = r.string("mailbox")
     if mailbox and not _EMAIL_RE.match(mailbox):
-        r.problem("mailbox", f"expected an email address, got {mailbox!r}")
+        r.problem("mailbox", f"expected an email address, got {show(mailbox)}")
     cfg = CompanyConfig(name=r.string("name"), domains=domains, mailbox=mailbox.lower())
     r.check_unknown()
     return cfg
@@ -487,7 +506,8 @@ def _mail(r: Reader) -> MailConfig:
     if provider == "gmail" and gmail.auth == "service_account" and not gmail.subject:
         g.problem("subject", "is required for a service account (the mailbox to act for)")
     g.check_unknown()
-    cfg = MailConfig(provider=provider, maildir=maildir, gmail=gmail)
+    cfg = MailConfig(provider=provider, maildir=maildir, gmail=gmail,
+                     max_message_bytes=r.integer("max_message_bytes", 25 * 1024 * 1024, minimum=64 * 1024))
     r.check_unknown()
     return cfg
 
@@ -511,7 +531,7 @@ def _labels(r: Reader) -> LabelsConfig:
     names = cfg.all()
     for name in names:
         if not name.strip() or name.upper() in {"INBOX", "TRASH", "SPAM", "DRAFT", "SENT", "UNREAD"}:
-            r.problem("", f"label name {name!r} is empty or a Gmail system label")
+            r.problem("", f"label name {show(name)} is empty or a Gmail system label")
     if len(set(names)) != len(names):
         r.problem("", "label names must be distinct")
     r.check_unknown()
@@ -559,7 +579,7 @@ def _llm(r: Reader) -> LlmConfig:
         r.problem("max_timeout_seconds", f"must be at least timeout_seconds ({cfg.timeout_seconds:g})")
     for i, c in enumerate(cfg.call_for_categories):
         if c not in CATEGORIES:
-            r.problem(f"call_for_categories[{i}]", f"unknown category {c!r}")
+            r.problem(f"call_for_categories[{i}]", f"unknown category {show(c)}")
     r.check_unknown()
     return cfg
 
@@ -575,7 +595,7 @@ def _classify(r: Reader) -> ClassifyConfig:
         llm=_llm(llm_r),
     )
     if not _LANG_RE.match(cfg.default_language):
-        r.problem("default_language", f"expected an ISO 639-1 code like en, got {cfg.default_language!r}")
+        r.problem("default_language", f"expected an ISO 639-1 code like en, got {show(cfg.default_language)}")
     r.check_unknown()
     return cfg
 
@@ -589,14 +609,14 @@ def _date(r: Reader, key: str) -> date | None:
             return date.fromisoformat(value)
         except ValueError:
             pass
-    r.problem(key, f"expected a date like 2026-12-24, got {value!r}")
+    r.problem(key, f"expected a date like 2026-12-24, got {show(value)}")
     return None
 
 
 def _member(r: Reader) -> Member | None:
     email = r.string("email").lower()
     if email and not _EMAIL_RE.match(email):
-        r.problem("email", f"expected an email address, got {email!r}")
+        r.problem("email", f"expected an email address, got {show(email)}")
     name = r.string("name")
     away: list[Away] = []
     raw_away = r.raw("away", [])
@@ -648,7 +668,7 @@ def _routing(r: Reader) -> RoutingConfig:
     for key, pool_name in [("default_pool", default_pool), ("rfq_pool", rfq_pool)] + [
             (f"language_pools.{k}", v) for k, v in language_pools.items()]:
         if pool_name and pool_name not in pools:
-            r.problem(key, f"names pool {pool_name!r}, which is not defined under routing.pools")
+            r.problem(key, f"names pool {show(pool_name)}, which is not defined under routing.pools")
     for lang in language_pools:
         if not _LANG_RE.match(str(lang)):
             r.problem(f"language_pools.{lang}", "expected an ISO 639-1 code as key")
@@ -666,7 +686,7 @@ def _actions(r: Reader) -> dict[str, CategoryAction]:
         cr = r.section(cat)
         trash = cr.raw("trash_after_hours", defaults.get("trash_after_hours"))
         if trash is not None and (isinstance(trash, bool) or not isinstance(trash, (int, float)) or trash < 0):
-            cr.problem("trash_after_hours", f"expected a number of hours >= 0 or null, got {trash!r}")
+            cr.problem("trash_after_hours", f"expected a number of hours >= 0 or null, got {show(trash)}")
             trash = None
         if trash is not None and cat not in {"spam", "newsletter"}:
             cr.problem("trash_after_hours", "only spam and newsletter mail may be trashed")
@@ -870,14 +890,93 @@ def parse_config(data: Any, source: Path) -> Config:
     return cfg
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing documents nested deeper than MAX_DEPTH while it composes them (its composer
+    recurses per level: 1,000 levels are a RecursionError) and keeping the path it is at, for the message."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.path: list[str] = []
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if len(self.path) >= MAX_DEPTH:
+            mark = self.peek_event().start_mark
+            raise ConfigError([f"{_path_text(self.path)}: nested more than {MAX_DEPTH} levels deep "
+                               f"(line {mark.line + 1})"])
+        self.path.append(f"[{index}]" if isinstance(index, int) else
+                         Reader.key_text(index.value) if isinstance(index, yaml.ScalarNode) else "?")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.path.pop()
+
+
+def _path_text(path: list[str]) -> str:
+    text = "".join(p if p.startswith("[") else f".{p}" for p in path[1:]).lstrip(".") or "(top level)"
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _expanded(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
+    """Values plus characters under `node` with every alias expanded (each shared node is counted once per use,
+    as the parsed data repeats it); an alias that contains itself counts as too large."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_:
+        return MAX_EXPANDED + 1
+    open_.add(id(node))
+    if isinstance(node, yaml.ScalarNode):
+        size = 1 + len(node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded(child, sizes, open_) for child in node.value)
+    else:
+        size = 1 + sum(_expanded(k, sizes, open_) + _expanded(v, sizes, open_) for k, v in node.value)
+    open_.discard(id(node))
+    sizes[id(node)] = min(size, MAX_EXPANDED + 1)
+    return sizes[id(node)]
+
+
+def _too_large(node: yaml.Node, path: list[str], sizes: dict[int, int]) -> list[str]:
+    """The paths of the mappings' values that expand past MAX_EXPANDED, as deep as a single key holds the excess."""
+    if isinstance(node, yaml.MappingNode):
+        found = [p for k, v in node.value if sizes.get(id(v), 0) > MAX_EXPANDED
+                 for p in _too_large(v, [*path, Reader.key_text(k.value) if isinstance(k, yaml.ScalarNode) else "?"],
+                                     sizes)]
+        if found:
+            return found
+    return [f"{_path_text(['', *path])}: expands to more than {MAX_EXPANDED:,} values and characters through "
+            "YAML aliases (&anchor/*alias); write the value out instead"]
+
+
+def read_yaml(text: str) -> Any:
+    """safe_load, bounded: nesting, alias expansion and size are checked before any Python value is built."""
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+        if _expanded(node, sizes, set()) > MAX_EXPANDED:
+            raise ConfigError(_too_large(node, [], sizes))
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        with open(source, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError([f"cannot read the config file: {exc.strerror}"], str(source)) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"the config file is larger than {MAX_CONFIG_BYTES // 1024} KB"], str(source))
     try:
-        data = yaml.safe_load(text)
+        data = read_yaml(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text: {exc.reason} at byte {exc.start}"], str(source)) from None
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, str(source)) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"not valid YAML: {exc}"], str(source)) from None
     return parse_config(data, source)

@@ -66,9 +66,9 @@ def decide(cfg: Config, email: Email, pre: PrefilterResult, c: Classification,
                         draft=False, trash_after_hours=trash, notify=False, crm=act.crm,
                         reasons=tuple(reasons)), None
 
-    if act.draft and not reply_address(cfg, email):
-        why = "a web form without the customer's address" if email.from_addr else "no sender address to reply to"
-        return review_decision(cfg, c.category, (*reasons, f"review: {why}")), None
+    to, no_reply = reply_address(cfg, email) if act.draft else ("", "")
+    if act.draft and not to:
+        return review_decision(cfg, c.category, (*reasons, f"review: {no_reply}")), None
     people = list(cfg.routing.people()) + list(cfg.routing.colleagues)
     replied = colleague_replied(thread(), cfg.company.domains, people)
     if replied:
@@ -99,7 +99,7 @@ def decide(cfg: Config, email: Email, pre: PrefilterResult, c: Classification,
     return Decision(category=c.category, review=False, action="draft+assign" if draft else "assign",
                     labels=labels, archive=act.archive, draft=draft, trash_after_hours=None, notify=act.notify,
                     crm=act.crm, assignee=assignment.assignee, cc=assignment.cc, pool=assignment.pool,
-                    reasons=tuple(reasons)), turn
+                    reasons=tuple(reasons), reply_to=to), turn
 
 
 def describe_actions(d: Decision, notifiers: Sequence[str] | None = None,

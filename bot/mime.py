@@ -26,7 +26,7 @@ from html.parser import HTMLParser
 
 from bot.models import Attachment, Email
 
-__all__ = ["clean_body", "html_to_text", "parse_email", "read_headers", "safe_filename", "thread_key"]
+__all__ = ["clean_body", "header_date", "html_to_text", "parse_email", "read_headers", "safe_filename", "thread_key"]
 
 HEADER_CAP = 998  # RFC 5322 line limit; also the subject cap
 MAX_HEADERS = 200
@@ -37,9 +37,10 @@ MAX_TEXT = 200_000  # characters of decoded text read from all text parts togeth
 MAX_HTML = 200_000  # characters of HTML source converted per part
 MAX_DEFECTS = 20
 MAX_LINKS = 60  # links kept per message for the phishing rules
-ELIDE_ABOVE = 2_000_000  # bytes; larger messages have their big base64 bodies shortened before parsing
-ELIDE_RUN = 1_000_000  # a base64 body longer than this is shortened...
+ELIDE_ABOVE = 2_000_000  # bytes; larger messages have their big bodies shortened before parsing
+ELIDE_RUN = 1_000_000  # a body longer than this is shortened...
 ELIDE_KEEP = 2 * MAX_TEXT + 100_000  # ...to this much, more than a text part is ever read
+HEADER_BYTES = 1_000_000  # a large message whose headers do not end within this is read only this far
 FORWARD_MARK = "---------- Forwarded message ---------"
 
 _PARSER = BytesParser(policy=policy.compat32)
@@ -57,7 +58,6 @@ _NOT_B64 = re.compile(rb"[^A-Za-z0-9+/]")
 _FORWARD_SUBJECT = re.compile(r"^\s*(\[[^\]]{0,40}\]\s*)?(fwd?|wg|tr|rv|enc|doorst|fs|vs|i)\s*:", re.I)
 _LIST_HEADERS = ("list-id", "list-unsubscribe")
 _BULK = ("bulk", "list", "junk")
-_NOT_B64_LINES = re.compile(rb"[^A-Za-z0-9+/=\r\n]")
 # The per-process token makes the marker impossible to forge from inside a message.
 _ELIDE_TOKEN = secrets.token_hex(8)
 _ELIDED = re.compile(r"\n=elided-" + _ELIDE_TOKEN + r" (\d+)=\s*$")
@@ -210,9 +210,13 @@ def _sender(raw_value: str) -> tuple[str, str]:
     return addr, _header_text(name, 200)
 
 
-def _date(value: str) -> datetime | None:
+def header_date(value: str | None) -> datetime | None:
+    """A Date header as an aware UTC datetime; None for anything unreadable or out of range (never raises).
+
+    parsedate_to_datetime accepts year 9999 with a negative offset, which then overflows in astimezone().
+    """
     try:
-        parsed = parsedate_to_datetime(value)
+        parsed = parsedate_to_datetime(value or "")
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
     except Exception:
         return None
@@ -263,11 +267,12 @@ def _after_blank_lines(raw: bytes) -> Iterator[int]:
 
 
 def _elide_large_payloads(raw: bytes) -> bytes:
-    """Shorten huge base64 bodies before parsing, leaving a marker line with the number of bytes left out.
+    """Shorten huge bodies before parsing, leaving a marker line with the number of bytes left out.
 
-    The feedparser keeps every line of a part as a Python object: a 25 MB attachment would cost ~200 MB of memory
-    and most of a second, only to be counted. Bodies are found as the text between a blank line and the next line
-    starting with "--" (a boundary) that consists of base64 characters only.
+    The feedparser keeps every line of a part as a Python object and copies a long line several times: a 25 MB
+    attachment would cost ~200 MB of memory and a 50 MB one-line text body ~450 MB, only to be counted (an
+    attachment) or read for its first MAX_TEXT characters (a text). Bodies are found as the text between a blank
+    line and the next line starting with "--" (a boundary); what is kept of each is more than is ever read.
     """
     if len(raw) <= ELIDE_ABOVE:
         return raw
@@ -279,14 +284,29 @@ def _elide_large_payloads(raw: bytes) -> bytes:
         if end < start:
             found = raw.find(b"\n--", start)
             end = len(raw) if found < 0 else found
-        if (end - start < ELIDE_RUN or _NOT_B64_LINES.search(raw, start, start + 4096)
-                or _NOT_B64_LINES.search(raw, end - 4096, end)):
+        if end - start < ELIDE_RUN:
             continue
         cut = raw.rfind(b"\n", start, start + ELIDE_KEEP) + 1 or start + ELIDE_KEEP
-        out += [raw[pos:cut], b"=elided-%s %d=" % (_ELIDE_TOKEN.encode(), end - cut)]
+        newline = b"" if raw[cut - 1:cut] == b"\n" else b"\n"  # the marker is a line of its own
+        out += [raw[pos:cut], newline + b"=elided-%s %d=" % (_ELIDE_TOKEN.encode(), end - cut)]
         pos = end
     out.append(raw[pos:])
     return b"".join(out)
+
+
+def _bounded(raw: bytes, max_bytes: int | None) -> tuple[bytes, list[str]]:
+    """The part of a message that is parsed, and what was left out: at most max_bytes of it, and of a large
+    message without an end of its headers only the first HEADER_BYTES."""
+    defects = []
+    if max_bytes is not None and len(raw) > max_bytes:
+        raw = raw[:max_bytes]
+        defects.append(f"larger than {max_bytes:,} bytes: the rest was not read")
+    if len(raw) > ELIDE_ABOVE:
+        ends = [i for i in (raw.find(b"\n\n", 0, HEADER_BYTES), raw.find(b"\n\r\n", 0, HEADER_BYTES)) if i >= 0]
+        if not ends:
+            raw = raw[: raw.rfind(b"\n", 0, HEADER_BYTES) + 1 or HEADER_BYTES]
+            defects.append(f"no end of the headers in the first {HEADER_BYTES:,} bytes: the rest was not read")
+    return _elide_large_payloads(raw), defects
 
 
 def _encoded_size(part: Message) -> int:
@@ -720,14 +740,18 @@ def _synthetic_id(raw: bytes) -> str:
     return f"<{hashlib.sha256(raw).hexdigest()}@triage.invalid>"
 
 
-def parse_email(raw: bytes, provider_id: str = "", thread_id: str = "", text_chars: int = 1500) -> Email:
-    """Parse and clean one raw message; never raises (problems are listed in Email.defects)."""
+def parse_email(raw: bytes, provider_id: str = "", thread_id: str = "", text_chars: int = 1500,
+                max_bytes: int | None = None) -> Email:
+    """Parse and clean one raw message; never raises (problems are listed in Email.defects).
+
+    Only the first max_bytes of the message are read (raw_size still says how many there were).
+    """
     try:
         data = raw if isinstance(raw, bytes) else bytes(raw)
     except Exception:
         data = b""
     try:
-        return _parse(data, provider_id, thread_id, max(0, text_chars))
+        return _parse(data, provider_id, thread_id, max(0, text_chars), max_bytes)
     except Exception as exc:  # the last line of defence: one message must never stop a cycle
         headers = read_headers(data)
         subject = headers.get("subject", "")
@@ -738,9 +762,11 @@ def parse_email(raw: bytes, provider_id: str = "", thread_id: str = "", text_cha
                      raw_size=len(data), defects=(f"unparseable message ({type(exc).__name__})",))
 
 
-def _parse(raw: bytes, provider_id: str, thread_id: str, text_chars: int) -> Email:
+def _parse(raw: bytes, provider_id: str, thread_id: str, text_chars: int, max_bytes: int | None) -> Email:
     defects: list[str] = ["empty message"] if not raw or raw.isspace() else []
-    msg = _PARSER.parsebytes(_elide_large_payloads(raw))
+    read, left_out = _bounded(raw, max_bytes)
+    defects += left_out
+    msg = _PARSER.parsebytes(read)
     headers, raw_headers = _header_map(msg.raw_items())
     from_addr, from_name = _sender(raw_headers.get("from", ""))
     if not from_addr:
@@ -749,7 +775,7 @@ def _parse(raw: bytes, provider_id: str, thread_id: str, text_chars: int) -> Ema
     message_id = ids[0] if ids else _synthetic_id(raw)
     if not ids:
         defects.append("no Message-ID")
-    date = _date(headers["date"]) if headers.get("date") else None
+    date = header_date(headers["date"]) if headers.get("date") else None
     if headers.get("date") and date is None:
         defects.append("unparseable Date")
     in_reply_to = next(iter(_msg_ids(headers.get("in-reply-to", ""))), "")

@@ -148,6 +148,7 @@ class Decision:
     cc: tuple[str, ...] = ()
     pool: str | None = None
     reasons: tuple[str, ...] = ()
+    reply_to: str = ""  # where the draft goes: an outside address (never one of ours), "" without a draft
 
 
 # Columns of the audit record (CSV and sheet), in order. One row per message.

@@ -49,6 +49,8 @@ def summary(report: CycleReport) -> str:
         parts.append(f"left alone {report.skipped} (deleted or moved out of the inbox)")
     if report.paused_until:
         parts.append(f"mail calls paused until {report.paused_until.isoformat(timespec='seconds')}")
+    elif report.outage:
+        parts.append("stopped early: the mailbox or our side is failing, the rest waits for the next cycle")
     if report.categories:
         parts.append("categories " + ", ".join(f"{k} {v}" for k, v in sorted(report.categories.items())))
     if report.delivered:
@@ -59,7 +61,7 @@ def summary(report: CycleReport) -> str:
 def eventful(report: CycleReport) -> bool:
     """Whether the cycle did anything worth a line at INFO (an idle daemon keeps quiet)."""
     return bool(report.listed or report.processed or report.failed or report.resumed or report.trashed
-                or report.delivered or report.skipped or report.paused_until)
+                or report.delivered or report.skipped or report.paused_until or report.outage)
 
 
 class Monitor:

@@ -4,12 +4,15 @@ Per message: parse -> pre-filter -> classify -> (thread check) -> decide and com
 (decision, effects, round-robin turn, outbox items) -> apply mail effects (draft, labels + archive), each marked
 done as it completes (a provider with modify_many() gets the label changes of the whole cycle at its end,
 grouped). After the messages: scheduled trash, then the outbox (CRM, notifications, audit rows).
-One message failing never stops the others; it is retried next cycle and goes to review after max_attempts.
+One message failing never stops the others; it is retried next cycle. Every failure is classified (fault_of): a
+failure of the message itself counts towards poll.max_attempts, after which it goes to review; a failure of our own
+side or of a service (disk, ledger, an outage) uses no attempt, and the message simply waits for the next cycle.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
@@ -37,13 +40,14 @@ from bot.ports import (
     MailProvider,
     MessageGone,
     Notifier,
-    SinkUnavailable,
+    RetryLater,
     ThreadMessage,
+    Unavailable,
 )
 from bot.prefilter import prefilter
 from bot.progress import tracked
 from bot.records import audit_row, crm_payload, message_record, notify_payload
-from bot.replies import build_reply
+from bot.replies import build_reply, is_ours
 from bot.routing import Turn
 from bot.state import Effect, Ledger, MessageRow, OutboxItem, StateError, iso, now_utc
 
@@ -53,6 +57,22 @@ OUTBOX_BATCH = 200
 SET_ASIDE_MAX = 10  # rows of one batch an audit sink may refuse on their own before the rest waits a cycle
 PROGRESS_FROM = 100  # a cycle with this many messages to do (a first sync of a backlog) shows its progress
 LABEL_BATCH = 1000  # deferred label changes applied at once at most (Gmail's batchModify takes 1,000 ids)
+OUTAGE_STREAK = 3  # messages in a row failing on our side or a service: the rest of the cycle waits
+
+
+def fault_of(exc: BaseException) -> str:
+    """Whose failure this is: "message" (it counts towards the message's attempts), "ours" (our own side or a
+    service: no attempt is used, the message waits for the next cycle) or "stop" (as "ours", and the rest of the
+    cycle waits too). AuthError and StateError never get here: they stop the bot.
+
+    An OSError is the disk, permissions or the network, never the content of a mail (providers report a message
+    they cannot read as a MailError); an sqlite3 error is the ledger.
+    """
+    if isinstance(exc, RetryLater):
+        return "stop"
+    if isinstance(exc, Unavailable | OSError | sqlite3.Error):
+        return "ours"
+    return "message"
 
 
 @runtime_checkable
@@ -108,6 +128,8 @@ class CycleReport:
     delivered: dict[str, int] = field(default_factory=dict)
     categories: dict[str, int] = field(default_factory=dict)
     stopped_early: bool = False
+    waiting: int = 0  # failures of our side or a service in a row (fault "ours"); OUTAGE_STREAK of them is an outage
+    outage: bool = False  # the mailbox or our side is failing (or asked us to wait): its work waits for the next cycle
     skipped: int = 0  # deleted or moved out of the inbox before the bot got to them
     paused_until: datetime | None = None  # the mailbox asked for no calls before then
     dry_run_lines: list[str] = field(default_factory=list)
@@ -168,6 +190,16 @@ class Pipeline:
                 c = exc.fallback
         if email.defects and not email.body.strip() and not email.subject.strip():
             c = replace(c, review_reason=c.review_reason or f"unreadable message: {'; '.join(email.defects)}")
+        if email.raw_size > cfg.mail.max_message_bytes:
+            c = replace(c, review_reason=c.review_reason or (
+                f"message larger than mail.max_message_bytes ({cfg.mail.max_message_bytes:,} bytes): "
+                "only that much of it was read"))
+        if c.person_email and is_ours(cfg, c.person_email):  # the lead is the outside sender, never us
+            c = replace(c, person_email=None)
+        if c.classifier.startswith("cache:") and c.person_email not in (None, email.from_addr, email.reply_to):
+            # Reused from another mail of the thread (one that shared a Message-ID, or another person's): its
+            # category holds, but the contact is this mail's sender, not the one that mail named.
+            c = replace(c, person_email=None, person_name=None, company=None, company_domain=None)
         return pre, c
 
     def evaluate(self, email: Email, pre: PrefilterResult, c: Classification,
@@ -211,7 +243,7 @@ class Pipeline:
         if d.draft and d.assignee:
             raw = build_reply(self.cfg, email, d, c.person_name, c.language)
             led.add_effect(provider_id, "draft", {"raw": raw.decode("utf-8", "replace"),
-                                                  "source_id": email.message_id})
+                                                  "source_id": email.provider_id})
         led.add_effect(provider_id, "modify", {"add": list(d.labels), "archive": d.archive})
         if d.trash_after_hours is not None:
             led.add_effect(provider_id, "trash", {}, self.s.clock() + timedelta(hours=d.trash_after_hours))
@@ -224,11 +256,13 @@ class Pipeline:
 
     def process(self, ref: MessageRef, raw: bytes | Exception, report: CycleReport,
                 labels_later: list[tuple[MessageRef, Effect]] | None = None) -> None:
+        """Decide and act on one message; a failure is recorded against it (or against our side: fault_of)."""
         led = self.s.ledger
         try:
             if isinstance(raw, Exception):
                 raise raw
-            email = parse_email(raw, ref.provider_id, ref.thread_id, self.cfg.classify.text_chars)
+            email = parse_email(raw, ref.provider_id, ref.thread_id, self.cfg.classify.text_chars,
+                                self.cfg.mail.max_message_bytes)
             snapshot: list[ThreadMessage] | None = None
 
             def thread() -> list[ThreadMessage]:
@@ -251,6 +285,7 @@ class Pipeline:
                 crash_point("after_commit")
                 self.apply(ref.provider_id, ref.thread_id, snapshot, labels_later)
             report.processed += 1
+            report.waiting = 0
         except (AuthError, StateError, MailboxPaused):
             raise
         except MessageGone as exc:
@@ -258,7 +293,7 @@ class Pipeline:
         except Exception as exc:  # one bad message never stops the cycle
             report.failed += 1
             report.error("llm" if isinstance(exc, LlmUnavailable) else "mail")
-            self._record_failure(ref, exc)
+            self._record_failure(ref, exc, report)
 
     def _error_text(self, exc: Exception) -> str:
         """An error as the ledger and the audit rows keep it. Some services echo the credential they were sent
@@ -268,21 +303,30 @@ class Pipeline:
             text = text.replace(secret, "[secret]")
         return text
 
-    def _record_failure(self, ref: MessageRef, exc: Exception) -> None:
+    def _record_failure(self, ref: MessageRef, exc: Exception, report: CycleReport) -> None:
+        """Record a failed attempt. Only a failure of the message itself uses one of its attempts (and after
+        max_attempts sends it to review); when our side or a service failed, it keeps them all and waits."""
         error = self._error_text(exc)[:500]
+        fault = fault_of(exc)
         if isinstance(exc, LlmUnavailable):
             log.info("message %s deferred to the next cycle: %s", ref.provider_id, error)
+        elif fault != "message":
+            report.waiting += 1
+            report.outage |= fault == "stop" or report.waiting >= OUTAGE_STREAK
+            log.warning("message %s waits for the next cycle, no attempt used (%s): %s", ref.provider_id,
+                        "not its fault" if fault == "ours" else "asked to wait", error)
         else:
             log.warning("message %s failed: %s", ref.provider_id, error, exc_info=not isinstance(exc, OSError))
         if self.dry_run:
             return
         led = self.s.ledger
         row = led.get(ref.provider_id)
+        counted = fault == "message"
         if row is not None and row.status == "decided":
-            attempts = led.bump_attempts(ref.provider_id, error)
+            attempts = led.bump_attempts(ref.provider_id, error, counted)
         else:
-            attempts = led.record_failure(ref.provider_id, ref.thread_id, error)
-        if attempts >= self.cfg.poll.max_attempts:
+            attempts = led.record_failure(ref.provider_id, ref.thread_id, error, counted)
+        if counted and attempts >= self.cfg.poll.max_attempts:
             self._give_up(ref, error, attempts)
 
     def _record_gone(self, ref: MessageRef, exc: MessageGone, report: CycleReport) -> None:
@@ -420,7 +464,7 @@ class Pipeline:
                     self._record_gone(ref, error, report)
                 elif error is not None:
                     report.processed, report.failed = report.processed - 1, report.failed + 1
-                    self._record_failure(ref, error)
+                    self._record_failure(ref, error, report)
 
     def trash_due(self, report: CycleReport) -> None:
         led = self.s.ledger
@@ -488,7 +532,7 @@ class Pipeline:
         try:
             sink.write([row for _, row in batch], retry)
         except Exception as exc:
-            error, outage = self._error_text(exc), isinstance(exc, SinkUnavailable | OSError)
+            error, outage = self._error_text(exc), fault_of(exc) != "message"
         else:
             crash_point("after_audit_write")
             led.outbox_done([i.id for i, _ in batch], "written")
@@ -533,7 +577,7 @@ class Pipeline:
             except Exception as exc:
                 error = self._error_text(exc)
                 report.error(name)
-                if isinstance(exc, SinkUnavailable) or item.attempts + 1 < self.cfg.poll.max_attempts:
+                if fault_of(exc) != "message" or item.attempts + 1 < self.cfg.poll.max_attempts:
                     led.outbox_failed([item.id], error)
                     log.warning("%s unavailable, its queue waits for the next cycle: %s", name, exc)
                     return  # keep the order: nothing after a failed item goes out before it
@@ -551,8 +595,12 @@ class Pipeline:
         report = CycleReport()
         try:
             return self._cycle(report)
-        except MailboxPaused as exc:  # no mail calls until then; what was not done waits, no attempt is used
-            report.paused_until = exc.until
+        except Unavailable as exc:  # the mailbox itself: what was not done waits, no attempt is used
+            if isinstance(exc, MailboxPaused):  # no mail calls until then
+                report.paused_until = exc.until
+            else:
+                log.warning("the mailbox is unavailable, its work waits for the next cycle: %s", self._error_text(exc))
+            report.outage = True
             if not self.dry_run:
                 self.deliver(report)  # the sinks are not the mailbox
             return report
@@ -563,17 +611,44 @@ class Pipeline:
             if cfg.followup.enabled and self._followup is None:  # before any decision: it tracks from here on
                 self._followup = FollowUp(self)
             mail.ensure_labels(cfg.labels.all())
-            for provider_id in led.unfinished():  # resume what a crash or an outage interrupted
-                row = led.get(provider_id)
-                try:
-                    self.apply(provider_id, row.thread_id if row else "", None)
-                    report.resumed += 1
-                except (AuthError, StateError, MailboxPaused):
-                    raise
-                except MessageGone as exc:
-                    self._record_gone(MessageRef(provider_id, row.thread_id if row else ""), exc, report)
-                except Exception as exc:
-                    self._record_failure(MessageRef(provider_id, row.thread_id if row else ""), exc)
+            self._resume(report)
+        if not report.outage:
+            self._process_new(report)
+        if self.dry_run:
+            return report
+        if not (report.stopped_early or report.outage):
+            mail.checkpoint()  # every listed message is now decided or recorded as failed
+        if not report.outage:  # a failing mailbox is asked nothing more this cycle
+            self._corrections.tick(led, mail, cfg.labels, self.s.audit_sinks, cfg.classify.text_chars)  # before trash
+            self.trash_due(report)
+        self.deliver(report)
+        if self._followup is not None and not report.outage:
+            self._followup.run(report)
+        return report
+
+    def _resume(self, report: CycleReport) -> None:
+        """Finish the mail effects a crash or an outage interrupted."""
+        led = self.s.ledger
+        for provider_id in led.unfinished():
+            if report.outage:
+                return
+            row = led.get(provider_id)
+            ref = MessageRef(provider_id, row.thread_id if row else "")
+            try:
+                self.apply(provider_id, ref.thread_id, None)
+                report.resumed += 1
+                report.waiting = 0
+            except (AuthError, StateError, MailboxPaused):
+                raise
+            except MessageGone as exc:
+                self._record_gone(ref, exc, report)
+            except Exception as exc:
+                report.failed += 1
+                self._record_failure(ref, exc, report)
+
+    def _process_new(self, report: CycleReport) -> None:
+        """The new mail and the mail that failed before, each decided and acted on."""
+        cfg, led, mail = self.cfg, self.s.ledger, self.s.mail
         refs = mail.list_new(cfg.poll.max_messages_per_cycle)
         report.listed = len(refs)
         todo = [r for r in refs if self._is_new(r)]
@@ -586,24 +661,14 @@ class Pipeline:
         later: list[tuple[MessageRef, Effect]] | None = [] if isinstance(mail, BulkLabels) else None
         with led.transaction(rollback=True) if self.dry_run else nullcontext():
             for ref, raw in tracked(mail.fetch(todo), "processing new mail", len(todo), len(todo) >= PROGRESS_FROM):
-                if self.stop.is_set():
+                if self.stop.is_set() or report.outage:
                     report.stopped_early = True
                     break
                 self.process(ref, raw, report, later)
                 if later and len(later) >= LABEL_BATCH:
                     self.apply_labels(later, report)
-        if self.dry_run:
-            return report
-        if later:
+        if later and not self.dry_run:
             self.apply_labels(later, report)
-        if not report.stopped_early:
-            mail.checkpoint()  # every listed message is now decided or recorded as failed
-        self._corrections.tick(led, mail, cfg.labels, self.s.audit_sinks, cfg.classify.text_chars)  # before trash
-        self.trash_due(report)
-        self.deliver(report)
-        if self._followup is not None:
-            self._followup.run(report)
-        return report
 
     def _report_dry_run(self, email: Email, ev: Evaluation, report: CycleReport) -> None:
         d = ev.decision
@@ -645,7 +710,7 @@ def classify_files(cfg: Config, items: Iterable[tuple[str, bytes | Exception]]) 
         try:
             if isinstance(raw, Exception):
                 raise raw
-            email = parse_email(raw, name, "", cfg.classify.text_chars)
+            email = parse_email(raw, name, "", cfg.classify.text_chars, cfg.mail.max_message_bytes)
             pre, c = pipeline.classify(email)
             with ledger.transaction():
                 ev = pipeline.evaluate(email, pre, c)

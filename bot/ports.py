@@ -18,11 +18,26 @@ class ThreadMessage:
     from_addr: str  # lower-cased address
     date: datetime | None
     is_draft: bool
-    source_id: str | None = None  # for bot drafts: the Message-ID of the mail the draft answers
+    source_id: str | None = None  # for bot drafts: the provider id of the mail the draft answers (X-Triage-Source)
+
+
+class Unavailable(Exception):
+    """Our own side or a service failed (a full or read-only disk, a service down or rate-limited), not the message
+    at hand: the message keeps its attempts and is simply tried again next cycle. Only a failure of the message
+    itself counts towards poll.max_attempts (see bot.pipeline.fault_of)."""
+
+
+class RetryLater(Unavailable):
+    """As Unavailable, and nothing more should be tried this cycle (a service asked us to stay away for a while):
+    the rest of the inbox waits for the next cycle, no attempt used."""
 
 
 class MailError(Exception):
     """A mail provider call failed for one message; the message stays where it is and is retried."""
+
+
+class MailUnavailable(MailError, Unavailable):
+    """A mail provider call failed because of the mailbox, not the message (a service outage, our disk)."""
 
 
 class MessageGone(MailError):
@@ -30,7 +45,7 @@ class MessageGone(MailError):
     the bot got to it. The pipeline records it once with this reason and does not retry it; no attempt is used."""
 
 
-class MailboxPaused(Exception):
+class MailboxPaused(RetryLater):
     """The mail service asked for no calls before `until` (Gmail's flood control). Not any message's fault: the
     pipeline stops the cycle's mail work where it is, uses no attempt, and carries on once `until` has passed."""
 
@@ -76,8 +91,9 @@ class MailProvider(Protocol):
     def create_draft(self, raw: bytes, thread_id: str) -> str:
         """Store a reply draft (never sent) in the thread; returns the draft id.
 
-        The raw MIME carries an X-Triage-Source header (the Message-ID it answers); thread() reports it as
-        ThreadMessage.source_id, which is how a retry finds a draft that already exists.
+        The raw MIME carries an X-Triage-Source header (the provider id of the mail it answers: two mails may
+        share a Message-ID, never a provider id); thread() reports it as ThreadMessage.source_id, which is how a
+        retry finds a draft that already exists.
         """
         ...
 
@@ -110,7 +126,7 @@ class Classifier(Protocol):
         ...
 
 
-class SinkUnavailable(Exception):
+class SinkUnavailable(Unavailable):
     """A sink (sheet, chat, CRM) is down or rate-limited; the outbox keeps the work and replays it later."""
 
 

@@ -110,18 +110,25 @@ def audit_row(ledger: Ledger, row: MessageRow) -> dict[str, Any]:
     }
 
 
+def _reply_to(rec: dict[str, Any]) -> str:
+    """The lead's address: where the draft went; before decisions named it, Reply-To or From."""
+    em = rec.get("email") or {}
+    return str((rec.get("decision") or {}).get("reply_to") or em.get("reply_to") or em.get("from", ""))
+
+
 def notify_payload(ledger: Ledger, row: MessageRow) -> dict[str, Any]:
     rec = row.record
     em = rec.get("email") or {}
     c = rec.get("classification") or {}
     assignee = (rec.get("decision") or {}).get("assignee") or {}
     return {
+        "provider_id": row.provider_id,
         "message_id": row.message_id,
         "assignee_email": assignee.get("email", ""),
         "assignee_name": assignee.get("name", ""),
         "slack_id": assignee.get("slack_id"),
         "from_name": c.get("person_name") or em.get("from_name", ""),
-        "from_addr": c.get("person_email") or em.get("reply_to") or em.get("from", ""),
+        "from_addr": c.get("person_email") or _reply_to(rec),
         "company": c.get("company") or "",
         "subject": em.get("subject", ""),
         "language": c.get("language") or "",
@@ -140,8 +147,9 @@ def crm_payload(row: MessageRow) -> dict[str, Any]:
     assignee = (rec.get("decision") or {}).get("assignee") or {}
     first, last = _first_last(c.get("person_name") or em.get("from_name"))
     return {
+        "provider_id": row.provider_id,
         "message_id": row.message_id,
-        "email": c.get("person_email") or em.get("reply_to") or em.get("from", ""),
+        "email": c.get("person_email") or _reply_to(rec),
         "first_name": first,
         "last_name": last,
         "company": c.get("company") or "",

@@ -8,6 +8,7 @@ text cannot inject template syntax. The draft is never sent: the bot only stores
 from __future__ import annotations
 
 import re
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from functools import lru_cache
@@ -81,6 +82,57 @@ def render_body(cfg: Config, email: Email, d: Decision, person_name: str | None,
         subject=email.subject)
 
 
+def is_ours(cfg: Config, address: str) -> bool:
+    """One of our own addresses: our domains and their subdomains, the shared mailbox, our people, colleagues."""
+    address = address.strip().lower()
+    domain = address.rpartition("@")[2].rstrip(".")
+    if any(domain == d or domain.endswith("." + d) for d in cfg.company.domains):
+        return True
+    return address in {cfg.company.mailbox, *cfg.routing.colleagues, *cfg.routing.people()}
+
+
+def usable_address(address: str) -> str:
+    """The address as a draft can carry it ("" if it cannot): one plain ASCII addr-spec, the domain in IDNA.
+
+    An encoded word is never part of an address (RFC 2047 section 5); one that decodes to an address is refused
+    rather than guessed at.
+    """
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local or "=?" in address or len(address) > 254:
+        return ""
+    try:
+        domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+        parsed = Address(addr_spec=f"{local}@{domain}")
+    except Exception:  # the email package raises ValueError, IndexError... on malformed addr-specs
+        return ""
+    spec = parsed.addr_spec.lower()
+    return spec if spec.isascii() and not any(c.isspace() or ord(c) < 32 for c in spec) else ""
+
+
+def reply_address(cfg: Config, email: Email) -> tuple[str, str]:
+    """(the address a reply goes to, "") or ("", why there is none).
+
+    A web form (from our own website or a form service) is answered to the address the customer typed into it,
+    never to the service. Otherwise Reply-To when it is a usable outside address, else From when that is one. An
+    address of ours is never used: a draft to the shared mailbox or a colleague would be a mail loop the moment
+    someone presses Send; a no-reply address reads nothing.
+    """
+    if is_form_notification(email, cfg.company.domains):
+        contact = usable_address(form_contact(email, cfg.company.domains) or "")
+        return (contact, "") if contact and not is_ours(cfg, contact) else ("", "a web form without the customer's "
+                                                                                 "address")
+    why = "no usable address to reply to"
+    for header, address in (("Reply-To", email.reply_to), ("From", email.from_addr)):
+        usable = usable_address(address) if address else ""
+        if usable and is_automated_sender(usable):
+            why = f"{header} {usable} is a no-reply address"
+        elif usable and not is_ours(cfg, usable):
+            return usable, ""
+        elif usable:
+            why = f"the only reply address is one of ours ({header} {usable})"
+    return "", why
+
+
 def reply_subject(subject: str) -> str:
     """"Re: " + the original Subject, unchanged: Gmail threads a draft only when its subject matches the thread's.
 
@@ -90,24 +142,30 @@ def reply_subject(subject: str) -> str:
     return subject if re.match(r"(?i)^\s*(re|aw|sv|antw|rif|r)\s*:", subject) else f"Re: {subject}"
 
 
-def reply_address(cfg: Config, email: Email) -> str | None:
-    """Where a reply goes: the person who filled in a web form (never the form service or our own website), else
-    Reply-To or From; None when there is nobody to answer (a no-reply sender, a form without an address)."""
-    if is_form_notification(email, cfg.company.domains):
-        return form_contact(email, cfg.company.domains)
-    address = email.reply_to or email.from_addr
-    return None if not address or is_automated_sender(address) else address  # a no-reply address reads nothing
+def writable_subject(subject: str) -> str:
+    """The subject as given, unless the email package cannot write it: a literal "=?...?=" that reads as a broken
+    RFC 2047 encoded word makes it fail. Then a word joiner after each "=" keeps that text from being decoded."""
+    try:
+        probe = EmailMessage()
+        probe["Subject"] = subject
+        probe.as_bytes(policy=probe.policy.clone(max_line_length=998))
+        return subject
+    except Exception:  # IndexError, UnicodeEncodeError... from deep inside the header folder
+        return subject.replace("=?", "=\u2060?")
 
 
 def build_reply(cfg: Config, email: Email, d: Decision, person_name: str | None = None,
                 language: str | None = None) -> bytes:
-    """The raw MIME of the reply draft: To = reply_address(), CC from the pool, threaded headers."""
+    """The raw MIME of the reply draft: To = the decision's reply address, CC from the pool, threaded headers."""
     msg = EmailMessage()
     msg["From"] = formataddr((cfg.replies.from_name or cfg.company.name, cfg.company.mailbox))
-    msg["To"] = reply_address(cfg, email) or ""
+    to = d.reply_to or reply_address(cfg, email)[0]
+    if not to:
+        raise ValueError("no address to reply to")  # decide() sends such mail to review before any draft
+    msg["To"] = to
     if d.cc:
         msg["Cc"] = ", ".join(d.cc)
-    msg["Subject"] = reply_subject(email.subject_header or email.subject)
+    msg["Subject"] = writable_subject(reply_subject(email.subject_header or email.subject))
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = make_msgid(domain=cfg.company.mailbox.rpartition("@")[2] or None)
     msg["In-Reply-To"] = email.message_id
@@ -116,9 +174,8 @@ def build_reply(cfg: Config, email: Email, d: Decision, person_name: str | None 
         # Keep the thread's root (mail clients thread on it) and the most recent ancestors.
         refs = [refs[0], *refs[-(MAX_REFERENCES - 2):]]
     msg["References"] = " ".join([*refs, email.message_id])
-    msg[SOURCE_HEADER] = email.message_id
+    msg[SOURCE_HEADER] = email.provider_id  # identity: two mails may carry one Message-ID, never one mailbox id
     msg.set_content(render_body(cfg, email, d, person_name, language))
     # At the default 78 columns the email package folds a Message-ID longer than a line (Outlook's often are)
-    # into RFC 2047 encoded-words: the reply no longer threads, and X-Triage-Source no longer matches the
-    # source, so a retry after a crash would not find this draft. 998 is RFC 5322's hard line limit.
+    # into RFC 2047 encoded-words, and the reply no longer threads. 998 is RFC 5322's hard line limit.
     return msg.as_bytes(policy=msg.policy.clone(max_line_length=998))

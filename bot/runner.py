@@ -53,6 +53,16 @@ class Runner:
         self.pipeline = Pipeline(self.services, stop=self.stop)
         self.monitor = Monitor(cfg, self.services.ledger, self.alert, clock=clock,
                                metrics=cfg.operations.metrics.enabled, gmail_units=self._gmail_units)
+        self._recover()
+
+    def _recover(self) -> None:
+        """Start-up repairs (bot.recovery): temporary files a kill left behind, and a ledger that was lost."""
+        from bot.recovery import clean_orphans, recover_lost_ledger
+
+        clean_orphans(self.cfg)
+        lost = recover_lost_ledger(self.cfg, self.services.ledger, self.services.mail, self.services.clock)
+        if lost:
+            self.alert(lost)
 
     def alert(self, text: str) -> None:
         """An alert for the team: the running notifiers raise it (Slack's fallback channel), and the log gets one

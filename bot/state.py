@@ -192,6 +192,22 @@ class Ledger:
     def close(self) -> None:
         self.db.close()
 
+    def verify(self) -> None:
+        """SQLite's quick_check of the whole file: damage stops the bot before it acts on anything."""
+        try:
+            problems = [str(r[0]) for r in self.db.execute("PRAGMA quick_check(5)").fetchall()]
+        except sqlite3.Error as exc:
+            problems = [str(exc)]
+        if problems != ["ok"]:
+            first = " ".join(" ".join(problems).replace("*** in database main ***", "").split())
+            raise StateError(f"the ledger {self.path} is damaged (SQLite quick_check: {first[:160]}); restore it "
+                             "from a backup, or move it aside to start over; nothing was processed")
+
+    def is_empty(self) -> bool:
+        """Nothing recorded at all: a new ledger (or one that was deleted and created again)."""
+        return all(self._exec(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None  # noqa: S608 (fixed names)
+                   for table in ("messages", "effects", "cursors"))
+
     def _add_columns(self) -> None:
         """Columns newer than a ledger on disk: CREATE TABLE IF NOT EXISTS leaves an existing table as it is."""
         have = {r["name"] for r in self.db.execute("PRAGMA table_info(outbox)")}
@@ -230,6 +246,8 @@ class Ledger:
             if "disk" in str(exc) or "readonly" in str(exc) or "unable to open" in str(exc):
                 raise StateError(f"the ledger cannot be written ({exc}); stopping before anything is lost") from None
             raise
+        except sqlite3.DatabaseError as exc:  # "database disk image is malformed", "file is not a database"
+            raise StateError(f"the ledger {self.path} is damaged ({exc}); stopping before anything is lost") from None
 
     # ------------------------------------------------------------ messages
 
@@ -244,14 +262,15 @@ class Ledger:
     def known(self, provider_id: str) -> bool:
         return self._exec("SELECT 1 FROM messages WHERE provider_id=?", (provider_id,)).fetchone() is not None
 
-    def record_failure(self, provider_id: str, thread_id: str, error: str) -> int:
-        """Count a failed attempt on a message that has no decision yet; returns the attempt count."""
+    def record_failure(self, provider_id: str, thread_id: str, error: str, counted: bool = True) -> int:
+        """Record a failure of a message that has no decision yet; returns its attempt count. counted=False (our
+        side or a service failed, not the message) keeps the count and only records the error."""
         with self.transaction():
             self._exec(
                 "INSERT INTO messages(provider_id, thread_id, status, attempts, last_error, updated_at) "
-                "VALUES(?,?,?,?,?,?) ON CONFLICT(provider_id) DO UPDATE SET attempts=attempts+1, "
+                "VALUES(?,?,?,?,?,?) ON CONFLICT(provider_id) DO UPDATE SET attempts=attempts+excluded.attempts, "
                 "last_error=excluded.last_error, updated_at=excluded.updated_at",
-                (provider_id, thread_id, "failed", 1, error[:2000], iso(now_utc())))
+                (provider_id, thread_id, "failed", int(counted), error[:2000], iso(now_utc())))
             row = self._exec("SELECT attempts FROM messages WHERE provider_id=?", (provider_id,)).fetchone()
         return int(row["attempts"])
 
@@ -293,10 +312,11 @@ class Ledger:
         self._exec("UPDATE messages SET status=?, last_error=?, updated_at=? WHERE provider_id=?",
                    (status, error[:2000], iso(now_utc()), provider_id))
 
-    def bump_attempts(self, provider_id: str, error: str) -> int:
+    def bump_attempts(self, provider_id: str, error: str, counted: bool = True) -> int:
+        """As record_failure, for a message with a decision whose effects failed."""
         with self.transaction():
-            self._exec("UPDATE messages SET attempts=attempts+1, last_error=?, updated_at=? WHERE provider_id=?",
-                       (error[:2000], iso(now_utc()), provider_id))
+            self._exec("UPDATE messages SET attempts=attempts+?, last_error=?, updated_at=? WHERE provider_id=?",
+                       (int(counted), error[:2000], iso(now_utc()), provider_id))
             row = self._exec("SELECT attempts FROM messages WHERE provider_id=?", (provider_id,)).fetchone()
         return int(row["attempts"]) if row else 0
 

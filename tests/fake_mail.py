@@ -11,10 +11,9 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from bot.adapters.maildir import sender_of
-from bot.mime import read_headers, thread_key
+from bot.mime import header_date, read_headers, thread_key
 from bot.models import MessageRef
 from bot.ports import MailError, ThreadMessage
 
@@ -64,11 +63,7 @@ class FakeMailProvider:
             refs = _IDS.findall(h.get("references", ""))
             reply_to = (_IDS.findall(h.get("in-reply-to", "")) or [""])[0]
             thread_id = thread_key(message_id, reply_to, refs) or f"<{pid}@fake>"
-        try:
-            date: datetime | None = parsedate_to_datetime(h.get("date", ""))
-            date = date.astimezone(UTC) if date and date.tzinfo else (date.replace(tzinfo=UTC) if date else None)
-        except (TypeError, ValueError, IndexError):
-            date = None
+        date = header_date(h.get("date"))
         self.messages[pid] = FakeMessage(pid, raw, thread_id, set(labels), date,
                                          sender_of(re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]), message_id,
                                          h.get("x-triage-source") or None)

@@ -21,19 +21,19 @@ class FakeAuditSink:
         self.calls.append((len(rows), retry))
         if self.down:
             raise SinkUnavailable(f"{self.name} is down")
-        present = {r["message_id"] for r in self.rows} if retry else set()
-        self.rows.extend(dict(r) for r in rows if r["message_id"] not in present)
+        present = {r["provider_id"] for r in self.rows} if retry else set()
+        self.rows.extend(dict(r) for r in rows if r["provider_id"] not in present)
 
     def update(self, rows: Sequence[dict[str, Any]]) -> set[str]:
-        """Fill in fields of existing rows (found by message_id); returns the ids with no row."""
+        """Fill in fields of existing rows (found by provider_id); returns the ids with no row."""
         self.calls.append((len(rows), True))
         if self.down:
             raise SinkUnavailable(f"{self.name} is down")
         missing = set()
         for change in rows:
-            row = next((r for r in self.rows if r["message_id"] == change["message_id"]), None)
+            row = next((r for r in self.rows if r["provider_id"] == change["provider_id"]), None)
             if row is None:
-                missing.add(change["message_id"])
+                missing.add(change["provider_id"])
             else:
                 row.update(change)
         return missing
@@ -48,7 +48,7 @@ class FakeNotifier:
     def notify(self, payload: dict[str, Any], retry: bool) -> str:
         if self.down:
             raise SinkUnavailable("chat is down")
-        if retry and any(p["message_id"] == payload["message_id"] for p in self.sent):
+        if retry and any(p["provider_id"] == payload["provider_id"] for p in self.sent):
             return "already sent"
         self.sent.append(dict(payload))
         return f"sent to {payload['assignee_email']}"
@@ -63,8 +63,10 @@ class FakeCrm:
     def upsert_lead(self, payload: dict[str, Any], retry: bool) -> str:
         if self.down:
             raise SinkUnavailable("crm is down")
-        contact = self.contacts.setdefault(payload["email"], {"id": f"c{len(self.contacts) + 1}", "notes": []})
-        if payload["message_id"] not in contact["notes"]:
+        contact = self.contacts.setdefault(payload["email"], {"id": f"c{len(self.contacts) + 1}", "notes": [],
+                                                              "mails": []})
+        if payload["provider_id"] not in contact["mails"]:
+            contact["mails"].append(payload["provider_id"])
             contact["notes"].append(payload["message_id"])
             contact["note_texts"] = [*contact.get("note_texts", []), payload["note"]]
         return str(contact["id"])

@@ -1,4 +1,4 @@
-"""The offline notifier: one readable log line per new lead."""
+"""The offline notifier: one readable log line per new lead, printed at most once per message."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ class ConsoleNotifier:
     name = "console"
 
     def notify(self, payload: dict[str, Any], retry: bool) -> str:
+        """Log the lead's line, at most once per message. A replay (retry=True) means an earlier call for this
+        message began, and printing cannot fail: unless the process died in the instant before it printed, the
+        line is out already, so it is not printed again (the audit row and the draft remain the record)."""
+        if retry:
+            return "console (printed before)"
         who = payload.get("from_name") or payload.get("from_addr")
         company = f" ({_plain(payload.get('company'))})" if payload.get("company") else ""
         if payload.get("kind", "lead") != "lead":  # a follow-up: reminder, escalation, reassignment

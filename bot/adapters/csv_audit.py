@@ -20,7 +20,8 @@ from bot.models import AUDIT_FIELDS
 
 
 def row_key(row: dict[str, Any]) -> str:
-    return str(row.get("message_id") or row.get("provider_id") or "")
+    """A row's identity: the mailbox's own id of the message (two mails may carry the same Message-ID)."""
+    return str(row.get("provider_id") or row.get("message_id") or "")
 
 
 class CsvAuditSink:

@@ -4,7 +4,7 @@ Retries: every call runs with num_retries=0 and goes through bot.retry, the sing
 this module as AuthError (a person must re-authorize), MailboxPaused (Gmail's flood control named a time to come
 back: no Gmail call is made before it, across cycles and restarts), MessageGone (the message was deleted or left
 the inbox before the bot got to it) or MailError (GmailError: the pipeline keeps the message where it is and
-tries again next cycle).
+tries again next cycle; GmailUnavailable when Gmail itself failed, which uses none of the message's attempts).
 
 Quota (Gmail units) of an idle 60 s cycle: labels.list 1 (ensure_labels) + history.list 2, plus a catch-up
 messages.list 5 every `catchup_every` cycles. Per new message: messages.get 5 (batched) + its label change,
@@ -31,7 +31,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
-from email.utils import parseaddr, parsedate_to_datetime
+from email.utils import parseaddr
 from functools import partial
 from typing import Any
 
@@ -45,8 +45,9 @@ from googleapiclient.http import BatchHttpRequest
 from bot.adapters.gmail_auth import AUTH_EXPIRED
 from bot.adapters.gmail_quota import QuotaPacer
 from bot.config import GmailConfig, LabelsConfig
+from bot.mime import header_date
 from bot.models import MessageRef
-from bot.ports import AuthError, CursorStore, MailboxPaused, MailError, MessageGone, ThreadMessage
+from bot.ports import AuthError, CursorStore, MailboxPaused, MailError, MessageGone, ThreadMessage, Unavailable
 from bot.retry import backoff_delay, call_with_retry, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,10 @@ class GmailError(MailError):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+
+class GmailUnavailable(GmailError, Unavailable):
+    """Gmail itself failed (5xx, 429, a rate limit, the network) after the retries: not the message's fault."""
 
 
 def error_reasons(exc: HttpError) -> list[str]:
@@ -125,21 +130,23 @@ def may_have_landed(exc: BaseException) -> bool:
 
 
 def translate(exc: BaseException, what: str) -> AuthError | MailError:
-    """Library error -> AuthError (needs a person) or GmailError (this message, this cycle)."""
+    """Library error -> AuthError (needs a person), GmailUnavailable (Gmail itself is failing: retried next cycle,
+    no attempt of the message used) or GmailError (this message, this cycle)."""
     if isinstance(exc, (AuthError, MailError)):
         return exc
     if isinstance(exc, RefreshError):
         if getattr(exc, "retryable", False):
-            return GmailError(f"Gmail {what} failed: the token endpoint is unavailable")
+            return GmailUnavailable(f"Gmail {what} failed: the token endpoint is unavailable")
         return AuthError(AUTH_EXPIRED)
     if isinstance(exc, HttpError):
         reasons = error_reasons(exc)
         if exc.status_code == 401 or (exc.status_code == 403 and not _NO_SCOPE.isdisjoint(reasons)):
             return AuthError(AUTH_EXPIRED)
         reason = reasons[0] if reasons else ""
-        return GmailError(f"Gmail {what} failed: HTTP {exc.status_code} {exc.reason or reason}".strip(),
-                          exc.status_code, reason)
-    return GmailError(f"Gmail {what} failed: {type(exc).__name__}: {exc}")
+        kind = GmailUnavailable if is_retryable(exc) else GmailError
+        return kind(f"Gmail {what} failed: HTTP {exc.status_code} {exc.reason or reason}".strip(),
+                    exc.status_code, reason)
+    return GmailUnavailable(f"Gmail {what} failed: {type(exc).__name__}: {exc}")
 
 
 def label_query(name: str) -> str:
@@ -548,7 +555,7 @@ class GmailProvider:
             internal = int(msg.get("internalDate") or 0)
             found.append((internal, ThreadMessage(
                 provider_id=msg["id"], from_addr=parseaddr(headers.get("from", ""))[1].lower(),
-                date=_header_date(headers.get("date")) or (datetime.fromtimestamp(internal / 1000, UTC)
+                date=header_date(headers.get("date")) or (datetime.fromtimestamp(internal / 1000, UTC)
                                                            if internal else None),
                 is_draft="DRAFT" in (msg.get("labelIds") or []),
                 source_id=headers.get(SOURCE_HEADER.lower(), "").strip() or None)))
@@ -839,13 +846,3 @@ def _stored_time(text: str | None) -> datetime | None:
 def _source_of(raw: bytes) -> str | None:
     value = BytesHeaderParser(policy=default_policy).parsebytes(raw).get(SOURCE_HEADER)
     return (str(value).strip() or None) if value is not None else None
-
-
-def _header_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)

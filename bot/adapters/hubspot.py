@@ -109,7 +109,7 @@ class HubspotCrm:
             if domain and "associated" not in done:
                 self._req("PUT", f"/crm/v4/objects/contacts/{cid}/associations/default/companies/{done['company']}")
                 done["associated"] = "yes"
-            if not (note_maybe_landed and self._has_note(cid, str(payload["message_id"]))):
+            if not (note_maybe_landed and self._has_note(cid, str(payload["provider_id"]))):
                 try:
                     self._add_note(cid, payload)
                 except Exception as exc:
@@ -164,14 +164,15 @@ class HubspotCrm:
         # hs_note_body is HTML: the mail's text is escaped so it can only ever show as text.
         text = html.escape(str(payload.get("note") or "")).replace("\n", "<br>")
         source = html.escape(str(payload.get("lead_source") or "shared inbox"))
-        body = f"{text}<br><br>Source: {source}<br>Message-ID: {html.escape(str(payload['message_id']))}"
+        body = (f"{text}<br><br>Source: {source}<br>Message-ID: {html.escape(str(payload['message_id']))}"
+                f"<br>{_mailbox_line(str(payload['provider_id']))}")
         when = str(payload.get("received_at") or "") or datetime.now(UTC).isoformat()
         self._req("POST", "/crm/v3/objects/notes", {
             "properties": {"hs_note_body": body, "hs_timestamp": when},
             "associations": [{"to": {"id": cid}, "types": [
                 {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_CONTACT}]}]})
 
-    def _has_note(self, cid: str, message_id: str) -> bool:
+    def _has_note(self, cid: str, provider_id: str) -> bool:
         """Whether a note for this message already hangs on the contact (associations read, not the search index)."""
         links = self._req("GET", f"/crm/v4/objects/contacts/{cid}/associations/notes", params={"limit": 500})
         ids = sorted((str(r["toObjectId"]) for r in links.get("results", [])), key=int, reverse=True)[:NOTES_CHECKED]
@@ -179,8 +180,8 @@ class HubspotCrm:
             return False
         notes = self._req("POST", "/crm/v3/objects/notes/batch/read",
                           {"properties": ["hs_note_body"], "inputs": [{"id": i} for i in ids]})
-        marker = f"Message-ID: {html.escape(message_id)}"
-        return any(marker in str((n.get("properties") or {}).get("hs_note_body") or "")
+        marker = _mailbox_line(provider_id)  # the note's last line: the mail's identity in the mailbox
+        return any(str((n.get("properties") or {}).get("hs_note_body") or "").rpartition("<br>")[2] == marker
                    for n in notes.get("results", []))
 
     # ------------------------------------------------------------ HTTP
@@ -212,3 +213,8 @@ class HubspotCrm:
         if resp.status_code >= 400:
             raise HubspotError.of(resp)
         return resp.json() if resp.content else {}
+
+
+def _mailbox_line(provider_id: str) -> str:
+    """The note line naming the mail by its mailbox id (two mails may carry the same Message-ID)."""
+    return f"Mailbox message: {html.escape(provider_id)}"

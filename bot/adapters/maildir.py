@@ -16,7 +16,9 @@ Not thread-safe: one provider per process, used by one thread (the daemon's poll
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
+import logging
 import os
 import re
 import secrets
@@ -26,12 +28,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parseaddr, parsedate_to_datetime
+from email.utils import parseaddr
 from pathlib import Path
 
-from bot.mime import read_headers, thread_key
+from bot.mime import header_date, read_headers, thread_key
 from bot.models import MessageRef
-from bot.ports import MailError, ThreadMessage
+from bot.ports import MailError, MailUnavailable, ThreadMessage
+
+log = logging.getLogger(__name__)
 
 INBOX = ""  # folder id of the root
 ARCHIVE, TRASH, DRAFTS = ".Archive", ".Trash", ".Drafts"
@@ -105,6 +109,10 @@ class _Meta:
     draft_thread: str | None  # X-Triage-Thread of a draft
 
 
+def _file_time(path: str) -> datetime:
+    return datetime.fromtimestamp(os.stat(path).st_mtime, UTC)
+
+
 def _make_dirs(folder: Path) -> None:
     for sub in ("", "cur", "new", "tmp"):
         (folder / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -150,8 +158,10 @@ def _header_block(path: str) -> bytes:
 class MaildirProvider:
     """MailProvider over a Maildir++ tree. One directory scan per list_new(); everything else is O(1) per message."""
 
-    def __init__(self, root: Path, processed_label: str) -> None:
+    def __init__(self, root: Path, processed_label: str, max_message_bytes: int | None = None) -> None:
+        """max_message_bytes: fetch() reads at most one byte more of a message (enough to tell it is larger)."""
         self.root = Path(root)
+        self._read_limit = -1 if max_message_bytes is None else max_message_bytes + 1
         self.processed_folder = folder_for_label(processed_label)
         _make_dirs(self.root)
         self._links: dict[str, dict[str, str]] = {}  # key -> folder id -> current file path
@@ -221,20 +231,20 @@ class MaildirProvider:
     @staticmethod
     def _parse_meta(key: str, path: str) -> _Meta:
         block = _header_block(path)
-        h = read_headers(block)
-        when = None
         try:
-            when = parsedate_to_datetime(h.get("date", ""))
-            when = when if when.tzinfo else when.replace(tzinfo=UTC)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            pass
-        refs = _IDS.findall(h.get("references", ""))
-        reply_to = (_IDS.findall(h.get("in-reply-to", "")) or [""])[0]
-        message_id = (_IDS.findall(h.get("message-id", "")) or [""])[0]
-        tid = thread_key(message_id, reply_to, refs) or f"<{key}@maildir>"
-        return _Meta(when=(when or datetime.fromtimestamp(os.stat(path).st_mtime, UTC)).astimezone(UTC),
-                     has_date=when is not None, thread_id=tid, from_addr=sender_of(block),
-                     source_id=h.get("x-triage-source") or None, draft_thread=h.get("x-triage-thread") or None)
+            h = read_headers(block)
+            when = header_date(h.get("date"))
+            refs = _IDS.findall(h.get("references", ""))
+            reply_to = (_IDS.findall(h.get("in-reply-to", "")) or [""])[0]
+            message_id = (_IDS.findall(h.get("message-id", "")) or [""])[0]
+            tid = thread_key(message_id, reply_to, refs) or f"<{key}@maildir>"
+            return _Meta(when=when or _file_time(path), has_date=when is not None, thread_id=tid,
+                         from_addr=sender_of(block), source_id=h.get("x-triage-source") or None,
+                         draft_thread=h.get("x-triage-thread") or None)
+        except Exception as exc:  # no header may keep a message, or the rest of the inbox, from being listed
+            log.warning("maildir: the headers of %s cannot be read (%s); it is listed by its file time",
+                        key, type(exc).__name__)
+            return _Meta(_file_time(path), False, f"<{key}@maildir>", "", None, None)
 
     def _thread_of(self, key: str) -> str:
         meta = self._read_meta(key)
@@ -280,7 +290,7 @@ class MaildirProvider:
                 try:
                     if path is None:
                         raise FileNotFoundError(ref.provider_id)
-                    data = path.read_bytes()
+                    data = self._read(path)
                 except FileNotFoundError:
                     # Renamed by a mail client (a flag change) since the scan: look again, at most once a second.
                     if rescanned and not self._stale():
@@ -290,14 +300,18 @@ class MaildirProvider:
                     path = self.locate(ref.provider_id)
                     if path is None:
                         raise
-                    data = path.read_bytes()
+                    data = self._read(path)
             except FileNotFoundError:
                 yield ref, MailError(f"message {ref.provider_id!r} is not in the maildir")
                 continue
-            except OSError as exc:
-                yield ref, MailError(f"cannot read message {ref.provider_id!r}: {exc.strerror}")
+            except OSError as exc:  # the disk or its permissions, not this message: it waits, no attempt used
+                yield ref, MailUnavailable(f"cannot read message {ref.provider_id!r}: {exc.strerror}")
                 continue
             yield ref, data
+
+    def _read(self, path: Path) -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read(self._read_limit)
 
     def thread(self, thread_id: str) -> list[ThreadMessage]:
         keys = [k for k in self._thread_index().get(thread_id, []) if k in self._links]
@@ -335,17 +349,17 @@ class MaildirProvider:
 
     def create_draft(self, raw: bytes, thread_id: str) -> str:
         folder = self.root / DRAFTS
-        _make_dirs(folder)
         key = _new_key()
         eol = b"\r\n" if raw.split(b"\n", 1)[0].endswith(b"\r") else b"\n"
         safe_thread = re.sub(r"[^\x21-\x7e]", "", thread_id).encode("ascii")
         tmp = folder / "tmp" / key
         try:
+            _make_dirs(folder)
             _write_new(tmp, b"X-Triage-Thread: " + safe_thread + eol + raw)
             final = folder / "cur" / f"{key}:2,D"
             os.rename(tmp, final)
         except OSError as exc:
-            raise MailError(f"cannot store the draft: {exc.strerror}") from exc
+            raise MailUnavailable(f"cannot store the draft: {exc.strerror}") from exc
         self._links[key] = {DRAFTS: str(final)}
         if self._threads is not None:
             self._threads.setdefault(self._thread_of(key), []).append(key)
@@ -385,7 +399,7 @@ class MaildirProvider:
                     raise MailError(f"message {key!r} changed on disk while being labelled") from None
                 self._scan()  # a mail client renamed a file (flag change) or a person removed a folder
             except OSError as exc:
-                raise MailError(f"cannot label message {key!r}: {exc.strerror}") from exc
+                raise MailUnavailable(f"cannot label message {key!r}: {exc.strerror}") from exc
 
     def _link(self, key: str, links: dict[str, str], folder: str) -> None:
         src = links.get(INBOX) or next(iter(links.values()))
@@ -423,15 +437,18 @@ def seed_maildir(path: Path, seed_dir: Path) -> int:
     building = path.parent / f".{path.name}.seeding"
     if building.exists():  # left by an interrupted earlier run
         shutil.rmtree(building)
-    _make_dirs(building)
     files = sorted(seed_dir.glob("*.eml"))
-    for src in files:
-        dest = building / "new" / _seed_key(src.stem)
-        _write_new(dest, src.read_bytes())
-        try:  # mail clients show the file time as the arrival time
-            stamp = parsedate_to_datetime(read_headers(_header_block(str(dest))).get("date", "")).timestamp()
-            os.utime(dest, (stamp, stamp))
-        except (TypeError, ValueError, IndexError, OverflowError):
-            pass
+    try:
+        _make_dirs(building)
+        for src in files:
+            dest = building / "new" / _seed_key(src.stem)
+            _write_new(dest, src.read_bytes())
+            when = header_date(read_headers(_header_block(str(dest))).get("date"))
+            if when is not None:  # mail clients show the file time as the arrival time
+                with contextlib.suppress(OverflowError, ValueError, OSError):
+                    os.utime(dest, (when.timestamp(), when.timestamp()))
+    except OSError:
+        shutil.rmtree(building, ignore_errors=True)  # a full disk gets its space back
+        raise
     os.rename(building, path)  # all or nothing: a crash never leaves a half-seeded maildir that counts as existing
     return len(files)

@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 GOOGLE_ROOTS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
-MESSAGE_ID_COL = AUDIT_FIELDS.index("message_id")
 HEADER = list(AUDIT_FIELDS)
+IDENTITY = "provider_id"  # a row's identity: two mails may carry the same Message-ID, never the same provider id
 
 
 class SheetLayoutError(SinkUnavailable):
@@ -101,7 +101,7 @@ class SheetsAuditSink:
         self._columns: dict[str, int] = {}  # audit field -> 0-based column of the tab (read from row 1)
 
     def write(self, rows: Sequence[dict[str, Any]], retry: bool) -> None:
-        """Append the rows with one request; with retry=True, skip rows whose message_id is already there."""
+        """Append the rows with one request; with retry=True, skip rows whose provider_id is already there."""
         if not rows:
             return
         maybe_landed = retry
@@ -111,8 +111,9 @@ class SheetsAuditSink:
             ws = self._worksheet()
             todo = values = [self._cells(row) for row in rows]
             if maybe_landed:
-                present = set(ws.col_values(MESSAGE_ID_COL + 1))
-                todo = [v for v in values if v[MESSAGE_ID_COL] not in present]
+                key = self._columns[IDENTITY]
+                present = set(ws.col_values(key + 1))
+                todo = [v for v in values if v[key] not in present]
                 if len(todo) < len(values):
                     log.info("sheets: %d of %d rows were already written", len(values) - len(todo), len(values))
                 if not todo:
@@ -128,23 +129,23 @@ class SheetsAuditSink:
         self._call(attempt)
 
     def update(self, rows: Sequence[dict[str, Any]]) -> set[str]:
-        """Fill in the given fields on the row of each message_id (one read of the id column, one write for all);
-        every other cell stays as it is. Returns the message ids that have no row."""
+        """Fill in the given fields on the row of each provider_id (one read of the id column, one write for all);
+        every other cell stays as it is. Returns the provider ids that have no row."""
         if not rows:
             return set()
 
         def attempt() -> set[str]:
             ws = self._worksheet()
             found: dict[str, int] = {}
-            for line, value in enumerate(ws.col_values(MESSAGE_ID_COL + 1), start=1):
+            for line, value in enumerate(ws.col_values(self._columns[IDENTITY] + 1), start=1):
                 if line > 1 and value:
                     found.setdefault(str(value), line)
             data: list[dict[str, Any]] = []
             missing: set[str] = set()
             for row in rows:
-                at = found.get(sheet_cell(row.get("message_id")))
+                at = found.get(sheet_cell(row.get(IDENTITY)))
                 if at is None:
-                    missing.add(str(row.get("message_id")))
+                    missing.add(str(row.get(IDENTITY)))
                     continue
                 data += [{"range": rowcol_to_a1(at, self._columns[f] + 1), "values": [[sheet_cell(value)]]}
                          for f, value in row.items() if f in self._columns and f not in ("message_id", "provider_id")]

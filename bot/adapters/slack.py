@@ -2,7 +2,7 @@
 
 Scopes: chat:write, users:read, users:read.email; for the duplicate check on a replay also im:write, im:history
 and channels:history (groups:history for a private fallback channel). slack_sdk's retry handlers are switched
-off: bot.retry owns retrying, and each post carries its message_id as metadata so a replay can find it.
+off: bot.retry owns retrying, and each post carries the mail's provider id as metadata so a replay can find it.
 """
 
 from __future__ import annotations
@@ -84,14 +84,15 @@ class SlackNotifier:
             if target is None:
                 return "slack skipped: no Slack user and no fallback channel"
             channel, is_user, status = target
-            if maybe_landed and self._already_posted(channel, is_user, str(payload["message_id"])):
+            if maybe_landed and self._already_posted(channel, is_user, str(payload["provider_id"])):
                 log.info("slack: the ping for this lead was already delivered (%s)", status)
                 return status
             try:
                 self._client.chat_postMessage(
                     channel=channel, **compose(payload, for_channel=not is_user), unfurl_links=False,
                     unfurl_media=False,
-                    metadata={"event_type": EVENT_TYPE, "event_payload": {"message_id": payload["message_id"]}})
+                    metadata={"event_type": EVENT_TYPE, "event_payload": {
+                        "provider_id": payload["provider_id"], "message_id": payload["message_id"]}})
             except Exception as exc:
                 # A 429 is refused unposted; a 5xx or a dropped connection may have posted it.
                 maybe_landed = maybe_landed or not (isinstance(exc, SlackApiError) and exc.response.status_code == 429)
@@ -149,7 +150,7 @@ class SlackNotifier:
                 self._user_ids[email] = None
         return self._user_ids[email]
 
-    def _already_posted(self, channel: str, is_user: bool, message_id: str) -> bool:
+    def _already_posted(self, channel: str, is_user: bool, provider_id: str) -> bool:
         try:
             if is_user:
                 channel = self._client.conversations_open(users=channel)["channel"]["id"]
@@ -164,7 +165,7 @@ class SlackNotifier:
             return False
         for message in history.get("messages") or []:
             md = message.get("metadata") or {}
-            if md.get("event_type") == EVENT_TYPE and (md.get("event_payload") or {}).get("message_id") == message_id:
+            if md.get("event_type") == EVENT_TYPE and (md.get("event_payload") or {}).get("provider_id") == provider_id:
                 return True
         return False
 

@@ -33,7 +33,7 @@ class RowUpdates(Protocol):
     name: str
 
     def update(self, rows: Sequence[dict[str, Any]]) -> set[str]:
-        """Set the given fields on the row of each row's message_id; returns the message ids with no row."""
+        """Set the given fields on the row of each row's provider_id; returns the provider ids with no row."""
         ...
 
 
@@ -136,7 +136,7 @@ def deliver_updates(ledger: Ledger, sinks: Sequence[Any], max_attempts: int) -> 
             continue
         with ledger.transaction():
             for item, row in rows:
-                ledger.outbox_done([item.id], "no row to update" if row["message_id"] in missing else "updated")
+                ledger.outbox_done([item.id], "no row to update" if row["provider_id"] in missing else "updated")
         done[name] = len(rows) - len(missing)
     return done
 

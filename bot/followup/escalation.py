@@ -144,14 +144,15 @@ class Escalation:
 def event_payload(cfg: Config, ledger: Ledger, row: MessageRow, event: Event, previous: bool) -> dict[str, Any]:
     """What a notifier gets for one event: the lead's ping payload with the event's kind, person and note.
 
-    `message_id` is the event's own key (a replay finds an earlier post of this event, not the lead's first ping);
-    `lead_message_id` is the lead's."""
+    `provider_id` and `message_id` are the event's own keys (a replay finds an earlier post of this event, not the
+    lead's first ping); `lead_message_id` is the lead's."""
     payload = notify_payload(ledger, row)
     kind = {"reassigned": "taken_over" if previous else "reassigned"}.get(event.kind, event.kind)
     target = event.previous if previous else event.assignee
     member = member_of(cfg, target)
+    key = f"#{event.kind}-{event.id}{'-previous' if previous else ''}"
     payload.update(kind=kind, lead_message_id=row.message_id, hours=event.hours,
-                   message_id=f"{row.message_id}#{event.kind}-{event.id}{'-previous' if previous else ''}",
+                   provider_id=row.provider_id + key, message_id=row.message_id + key,
                    assignee_email=target, assignee_name=member.person.name if member else target,
                    slack_id=member.person.slack_id if member else None,
                    note=describe_event(event.kind, event.at, event.assignee, event.previous, event.hours,

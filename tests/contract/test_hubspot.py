@@ -17,7 +17,8 @@ from tests.httpfake import FakeServer, Response
 
 def lead(n: int = 1, **fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "message_id": f"<lead{n}@customer.example>", "email": "Jane.Buyer@Customer.example", "first_name": "Jane",
+        "provider_id": f"m{n}", "message_id": f"<lead{n}@customer.example>", "email": "Jane.Buyer@Customer.example",
+        "first_name": "Jane",
         "last_name": "Buyer", "company": "Customer GmbH", "company_domain": "customer.example", "language": "de",
         "subject": "Quote for 40 pumps", "note": f"Quote for 40 pumps\n\nHello, we need 40 pumps (mail {n}).",
         "owner_id": "9001", "lead_source": "shared inbox", "received_at": "2026-03-02T09:15:00+00:00",
@@ -114,6 +115,14 @@ def test_replay_after_a_landed_upsert_adds_no_contact_company_or_note(env: Env) 
     assert len(env.contacts()) == 1 and len(env.fake.of("companies")) == 1
     assert len(env.notes_of(cid)) == 1
     env.new_crm().upsert_lead(lead(2), retry=True)  # a different mail of the same person does get its note
+    assert len(env.notes_of(cid)) == 2
+
+
+def test_a_replay_tells_two_mails_with_one_message_id_apart(env: Env) -> None:
+    """Identity is the mailbox's id: a second mail that reuses a Message-ID still gets its own note."""
+    cid = env.crm.upsert_lead(lead(1), retry=False)
+    env.new_crm().upsert_lead(lead(1, provider_id="m2"), retry=True)
+    env.new_crm().upsert_lead(lead(1, provider_id="m2"), retry=True)
     assert len(env.notes_of(cid)) == 2
 
 

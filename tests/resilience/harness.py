@@ -97,12 +97,13 @@ def demo_mail() -> list[Mail]:
 
 
 def compose(name: str, sender: str, subject: str, body: str, category: str, language: str, *,
-            headers: dict[str, str] | None = None, msgid: str | None = None) -> Mail:
+            headers: dict[str, str] | None = None, msgid: str | None = None,
+            date: str = "Tue, 01 Dec 2026 09:00:00 +0000") -> Mail:
     em = EmailMessage()
     em["From"] = sender
     em["To"] = "sales@acme-pumps.example"
     em["Subject"] = subject
-    em["Date"] = "Tue, 01 Dec 2026 09:00:00 +0000"
+    em["Date"] = date
     em["Message-ID"] = msgid or f"<{name}@resilience.example>"
     for k, v in (headers or {}).items():
         em[k] = v
@@ -336,7 +337,7 @@ class Outcome:
     """What the bot did, as the services saw it, keyed by the inbound mail's Message-ID."""
 
     labels: dict[str, frozenset[str]]  # inbound mail -> label names (UNREAD left out)
-    drafts: Counter[str]  # Message-ID answered -> drafts for it
+    drafts: Counter[str]  # Message-ID of the mail answered -> drafts for it
     draft_to: dict[str, str]  # Message-ID answered -> the draft's To
     sheet_rows: list[dict[str, str]]  # in sheet order
     csv_rows: list[dict[str, str]]
@@ -357,7 +358,9 @@ class Outcome:
             labels, drafts, draft_to = {}, Counter[str](), {}
             for mid, m in gm.messages.items():
                 if "DRAFT" in m.labels:
-                    source = (m.header("X-Triage-Source") or "").strip()
+                    source = (m.header("X-Triage-Source") or "").strip()  # the provider id of the mail answered
+                    answered = gm.messages.get(source)
+                    source = ((answered.header("Message-ID") or "").strip() if answered else "") or source
                     drafts[source] += 1
                     draft_to[source] = m.header("To") or ""
                 else:

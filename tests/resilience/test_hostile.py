@@ -1,9 +1,11 @@
 """Hostile and broken input: the cycle never crashes, every message ends processed or in review with a reason,
 and nothing from a mail becomes a formula, a Slack mention or link, an instruction followed, a path on disk or
-active markup. Secrets never leave the process.
+active markup. Secrets never leave the process. A hostile config (an alias bomb, a thousand levels of nesting) is
+an ordinary config error in bounded memory.
 
-Two levels: the pipeline in memory (hypothesis, the broken-mail corpus, the 25 MB case with its memory), and
-the real bot process against every fake (Gmail, Sheets, Slack, HubSpot and an LLM that obeys any instruction).
+Two levels: the pipeline in memory (hypothesis, the broken-mail corpus, the 25 MB and 50 MB cases with their
+memory), and the real bot process against every fake (Gmail, Sheets, Slack, HubSpot and an LLM that obeys any
+instruction) or on the offline default (the whole hostile set in one Maildir, with its peak RSS).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import os
 import re
 import stat
-import subprocess
+import sys
 import tracemalloc
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -35,13 +37,23 @@ from tests.contract.fake_openai import answer_json, error, ok
 from tests.fake_mail import FakeMailProvider
 from tests.fakes import FakeAuditSink, FakeCrm, FakeNotifier, make_config
 from tests.httpfake import Request, Response
-from tests.resilience.corpus import CANARY, FORMULAS, big_attachment, broken_mail
+from tests.peak import run_measured
+from tests.resilience.corpus import (
+    CANARY,
+    FORMULAS,
+    big_attachment,
+    broken_mail,
+    config_bombs,
+    duplicate_message_id,
+    huge_line,
+)
 from tests.resilience.harness import CLIENT_SECRET, REFRESH_TOKEN, ROOT, SECRETS, Stack
 
 INJECTION = ROOT / "tests" / "injection"
 CASES: dict[str, dict[str, Any]] = yaml.safe_load((INJECTION / "expectations.yaml").read_text(encoding="utf-8"))
 ACTIVE = re.compile(r"<\s*(script|iframe|img|style|object|embed)\b|javascript:|\bon\w+\s*=", re.I)
 SLACK_CONTROL = re.compile(r"<[!@#]|<https?:")
+OURS = re.compile(r"@acme-pumps\.example\b", re.I)
 
 
 # ---------------------------------------------------------------- the pipeline in memory
@@ -165,6 +177,54 @@ def test_a_25_mb_attachment_is_processed_in_bounded_memory(cfg: Config) -> None:
     assert current - base < len(raw) + 5 * 2**20  # nothing of it is kept once the message is done
 
 
+def test_a_50_mb_single_line_mail_is_read_up_to_the_limit_and_goes_to_review(cfg: Config) -> None:
+    memory = Memory(cfg)
+    warm = memory.run([b"From: warm@up.example\r\nSubject: warm-up\r\n\r\nfirst"])
+    pid = memory.mail.add(huge_line(50))  # in the mailbox before the measurement starts
+    gc.collect()
+    tracemalloc.start()
+    try:
+        memory.run([])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    limit = cfg.mail.max_message_bytes
+    print(f"50 MB line: traced peak {peak / 2**20:.1f} MiB, mail.max_message_bytes {limit / 2**20:.0f} MiB")
+    memory.assert_settled([*warm, pid])
+    row = memory.ledger.get(pid)
+    assert row is not None and row.review and not row.last_error
+    assert "larger than mail.max_message_bytes" in row.record["decision"]["reasons"][-1]
+    assert peak < limit + 16 * 2**20, f"peak {peak / 2**20:.0f} MiB"  # the part that is read, once, and change
+
+
+def test_the_whole_hostile_set_in_one_maildir_stays_under_250_mb(tmp_path: Path, trained_model: Path) -> None:
+    """Every hostile case at once, the 25 MB attachment and the 50 MB line among them, through the real bot on
+    the offline default: one cycle settles them all, and the process never holds more than 250 MB."""
+    mails = [*hostile_mail(), ("big-attachment", big_attachment(25)), ("huge-line", huge_line(50))]
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    for i, (_, raw) in enumerate(mails):
+        (seed / f"{i:03d}.eml").write_bytes(raw)
+    with Stack(tmp_path, model=trained_model) as stack:
+        config = stack.write_config(mail__provider="maildir", classify__llm__enabled=False,
+                                    mail__maildir={"path": str(stack.state_dir / "maildir"), "seed": str(seed)},
+                                    audit__sheets__enabled=False, notify__slack__enabled=False,
+                                    crm__hubspot__enabled=False)
+        done = run_measured(stack.command(config, "--once"), cwd=ROOT, env=stack.env())
+        print(f"hostile set of {len(mails)} in one maildir: peak RSS {done.peak_mib:.0f} MiB")
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        rows = stack.ledger("SELECT provider_id, status, review, record FROM messages")
+        assert len(rows) == len(mails) and {status for _, status, _, _ in rows} == {"done"}
+        assert stack.ledger("SELECT MAX(attempts) FROM messages") == [(0,)]  # all settled in one cycle
+        csv_ids = [r["provider_id"] for r in stack.outcome().csv_rows]
+        assert sorted(csv_ids) == sorted(pid for pid, *_ in rows)
+        huge = next(json.loads(rec) for pid, _, _, rec in rows if pid.endswith(f"{len(mails) - 1:03d}"))
+        assert huge["decision"]["review"] and "larger than mail.max_message_bytes" in huge["decision"]["reasons"][-1]
+        drafts = [p for p in (stack.state_dir / "maildir" / ".Drafts" / "cur").iterdir()]
+        assert drafts and not [p for p in drafts if OURS.search(str(message_from_bytes(p.read_bytes())["To"]))]
+    assert done.peak_mib < 250, f"peak RSS {done.peak_mib:.0f} MiB"
+
+
 def test_the_bot_process_peak_rss_grows_by_less_than_the_attachment(tmp_path: Path, trained_model: Path) -> None:
     """Peak RSS of the real bot (Maildir provider) with and without a 25 MB mail in its inbox."""
     peaks = {}
@@ -178,17 +238,27 @@ def test_the_bot_process_peak_rss_grows_by_less_than_the_attachment(tmp_path: Pa
                                                                                 "seed": str(seed)},
                                         audit__sheets__enabled=False, notify__slack__enabled=False,
                                         crm__hubspot__enabled=False, classify__llm__enabled=False)
-            proc = subprocess.Popen(stack.command(config, "--once"), env=stack.env(), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE)
-            assert proc.stderr is not None
-            err = proc.stderr.read()
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            assert proc.returncode == 0, err.decode()[-2000:]
-            peaks[name] = usage.ru_maxrss * 1024
+            done = run_measured(stack.command(config, "--once"), cwd=ROOT, env=stack.env())
+            assert done.returncode == 0, done.stderr[-2000:]
+            peaks[name] = done.peak_mib * 2**20
     grew = peaks["big"] - peaks["small"]
     print(f"bot peak RSS: {peaks['small'] / 2**20:.0f} MiB, with a 25 MB mail {peaks['big'] / 2**20:.0f} MiB")
     assert grew < 150 * 2**20, f"peak RSS grew by {grew / 2**20:.0f} MiB for a 25 MB attachment"
+
+
+@pytest.mark.parametrize("case", sorted(config_bombs()))
+def test_a_config_bomb_is_a_config_error_in_bounded_memory(tmp_path: Path, case: str) -> None:
+    """Under a generous address-space limit (1 GiB), so an unbounded load fails by running out of memory rather
+    than taking the machine's; the peak RSS of the process must stay under 100 MB."""
+    text, where = config_bombs()[case]
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    done = run_measured([sys.executable, str(ROOT / "run.py"), "--config", str(path), "check"], cwd=tmp_path,
+                        limits={"RLIMIT_AS": 1 << 30, "RLIMIT_CPU": 60})  # the CPU limit guards the suite only
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"config error in {path}" in done.stderr and where in done.stderr, done.stderr[:2000]
+    assert "Traceback" not in done.stderr and len(done.stderr) < 3000
+    assert done.peak_mib < 100, f"peak RSS {done.peak_mib:.0f} MiB"
 
 
 def test_a_lead_the_crm_cannot_take_does_not_block_the_leads_behind_it(tmp_path: Path) -> None:
@@ -240,7 +310,7 @@ class Obedient:
 
 def hostile_mail() -> list[tuple[str, bytes]]:
     injections = [(p.stem, p.read_bytes()) for p in sorted((INJECTION / "corpus").glob("*.eml"))]
-    return broken_mail() + injections
+    return broken_mail() + duplicate_message_id() + injections
 
 
 def files_under(root: Path) -> list[Path]:
@@ -295,6 +365,40 @@ def test_hostile_mail_in_the_default_maildir_writes_only_inside_state(tmp_path: 
             assert stat.S_IMODE(p.stat().st_mode) == (0o700 if p.is_dir() else 0o600), p
 
 
+def test_two_mails_sharing_a_message_id_stay_two_leads_in_the_real_bot(tmp_path: Path, trained_model: Path) -> None:
+    """The second mail arrives after the first one's draft exists (so Gmail threads it there), and its audit row
+    and ping fail once: the replays must not take the first mail's row, ping or draft for the second's."""
+    (_, first), (_, second) = duplicate_message_id()
+    with Stack(tmp_path, model=trained_model) as stack:
+        stack.openai.default = Obedient()  # both are leads, for the same salesperson: one DM channel for both pings
+        config = stack.write_config(routing__pools__inside_sales={
+            "members": [{"name": "Alice Carter", "email": "alice@acme-pumps.example"}], "cc": []})
+        ids = [stack.gmail.add_message(first)]
+        run_ok(stack, config)
+        ids.append(stack.gmail.add_message(second))
+        stack.sheets_srv.fail(r":append", Response(503, {"error": {"code": 503}}, {"Retry-After": "0"}), times=10**6)
+        stack.slack_srv.fail(r"chat\.postMessage", Response(500, {"ok": False, "error": "internal_error"}),
+                             times=10**6)
+        run_ok(stack, config)
+        assert stack.backlog()["outbox"] == 2  # the second mail's row and ping wait, each tried once
+        stack.sheets_srv.faults.clear()
+        stack.slack_srv.faults.clear()
+        run_ok(stack, config)
+
+        drafts = {m.header("X-Triage-Source"): m.header("To") for m in stack.gmail.messages.values()
+                  if "DRAFT" in m.labels}
+        assert drafts == {ids[0]: "ann@first-farm.example", ids[1]: "bob@second-dairy.example"}
+        o = stack.outcome()
+        assert [r["provider_id"] for r in o.sheet_rows] == [r["provider_id"] for r in o.csv_rows] == ids
+        assert all(r["draft_id"] for r in o.sheet_rows) and len({r["draft_id"] for r in o.sheet_rows}) == 2
+        pinged = [p.args["metadata"]["event_payload"]["provider_id"] for p in stack.slack.posted]
+        assert pinged == ids
+        assert ["ann@first-farm.example" in p.text for p in stack.slack.posted] == [True, False]  # each its sender
+        assert sorted(c["email"] for c in stack.hubspot.of("contacts").values()) == [
+            "ann@first-farm.example", "bob@second-dairy.example"]
+        assert stack.backlog() == {"unfinished": 0, "effects": 0, "outbox": 0, "unlisted": 0}
+
+
 def run_ok(stack: Stack, config: Path) -> str:
     result = stack.run(config)
     err = result.stdout.decode("utf-8", "replace") + result.stderr.decode("utf-8", "replace")
@@ -329,11 +433,11 @@ def echo_secrets_cycles(stack: Stack, config: Path) -> str:
 
 def check_everything_settled(stack: Stack) -> None:
     """Every message is processed or in review with the reason; one audit row each, in the CSV and the sheet."""
-    rows = stack.ledger("SELECT message_id, status, review, record FROM messages")
+    rows = stack.ledger("SELECT provider_id, status, review, record FROM messages")
     assert len(rows) == len(stack.gmail.messages) - len(stack.gmail.drafts)
     o = stack.outcome()
-    assert sorted(r["message_id"] for r in o.csv_rows) == sorted(r["message_id"] for r in o.sheet_rows)
-    assert len({r["message_id"] for r in o.csv_rows}) == len(o.csv_rows) == len(rows)
+    assert sorted(r["provider_id"] for r in o.csv_rows) == sorted(r["provider_id"] for r in o.sheet_rows)
+    assert len({r["provider_id"] for r in o.csv_rows}) == len(o.csv_rows) == len(rows)
     for mid, status, review, record in rows:
         assert status == "done", mid
         if review:
@@ -369,6 +473,7 @@ def check_no_active_markup(stack: Stack) -> None:
         assert isinstance(draft, EmailMessage)
         assert {p.get_content_type() for p in draft.walk() if not p.is_multipart()} == {"text/plain"}
         assert draft["Bcc"] is None and draft["X-Injected"] is None and len(draft.get_all("To") or []) == 1
+        assert not OURS.search(str(draft["To"])), draft["To"]  # a reply to ourselves is a mail loop
         assert not ACTIVE.search(draft.get_content() if not draft.is_multipart() else "")
     html_case = "<html-script@hostile.example>"
     row = next(r for r in stack.outcome().csv_rows if r["message_id"] == html_case)

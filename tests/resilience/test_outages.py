@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,38 @@ def test_a_full_disk_under_the_audit_csv_keeps_its_rows_queued_and_writes_each_w
         got = stack.outcome()
         assert all(None not in r and r["message_id"].startswith("<") for r in got.csv_rows)
         assert_invariants(stack, got)
+
+
+def test_a_read_only_mailbox_uses_no_attempts_and_every_lead_gets_its_draft_when_it_is_back(
+        tmp_path: Path, trained_model: Path) -> None:
+    """The Maildir on a disk of its own turns read-only for more cycles than poll.max_attempts while the ledger
+    stays writable: no message is given up to review, no turn is taken twice, and once the disk is writable again
+    every lead gets its draft and its ping names it."""
+    leads = [m for m in inbox40() if m.category == "lead" and not m.name.startswith(("19", "20", "21"))][:6]
+    with small_disk(tmp_path / "mailbox", "64m") as disk, Stack(tmp_path, model=trained_model) as stack:
+        maildir = disk / "maildir"
+        config = stack.write_config(mail__provider="maildir", mail__maildir={"path": str(maildir), "seed": ""},
+                                    poll__max_attempts=3, audit__sheets__enabled=False,
+                                    notify__slack__enabled=False, crm__hubspot__enabled=False)
+        stack.oracle.learn(leads)
+        cycle(stack, config)  # an empty inbox: the folders exist
+        for i, mail in enumerate(leads):
+            (maildir / "new" / f"lead.{i}").write_bytes(mail.raw)
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        try:
+            for _ in range(5):
+                err = cycle(stack, config)
+                assert "waits for the next cycle, no attempt used" in err and "labelling it for review" not in err
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+        assert stack.ledger("SELECT MAX(attempts) FROM messages")[0][0] == 0
+        drain(stack, config)
+        rows = stack.ledger("SELECT provider_id, category, review, attempts FROM messages")
+        assert sorted(r[0] for r in rows) == [f"lead.{i}" for i in range(len(leads))]
+        assert all(category == "lead" and not review and attempts == 0 for _, category, review, attempts in rows)
+        drafts = [message_from_bytes(p.read_bytes()) for p in (maildir / ".Drafts" / "cur").iterdir()]
+        assert sorted(str(d["X-Triage-Source"]) for d in drafts) == [f"lead.{i}" for i in range(len(leads))]
+        assigned = sum(n for (n,) in stack.ledger("SELECT assigned FROM rotation"))
+        assert assigned == len(leads)  # one turn per lead, however often its draft failed
+        csv_rows = stack.outcome().csv_rows
+        assert len(csv_rows) == len(leads) and all(r["draft_id"] and not r["review"] for r in csv_rows)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import random
 import time
+import tracemalloc
 from datetime import UTC, datetime
 
 import pytest
@@ -352,6 +353,39 @@ def test_large_attachment_is_counted_not_decoded() -> None:
     [attachment] = e.attachments
     assert attachment.filename == "cad.zip"
     assert abs(attachment.size - len(data)) < len(data) * 0.01
+
+
+def test_a_message_larger_than_max_bytes_is_read_up_to_it_and_says_so() -> None:
+    raw = b"From: a@customer.example\nSubject: requirements\n\nPlease quote: " + b"pump " * 1_000_000
+    e = parse_email(raw, max_bytes=1_000_000)
+    assert e.raw_size == len(raw) and e.body.startswith("Please quote: pump pump")
+    assert "larger than 1,000,000 bytes: the rest was not read" in e.defects
+    assert not [d for d in parse_email(raw).defects if d.startswith("larger")]  # no limit, no such defect
+
+
+def test_a_long_body_that_is_not_base64_is_shortened_before_parsing_and_still_counted() -> None:
+    table = b"part;qty;price\n" * 800_000  # 12 MB of 8-bit CSV, one line after another
+    raw = (b"From: buyer@customer.example\nSubject: bill of materials\nContent-Type: multipart/mixed; boundary=B\n\n"
+           b"--B\nContent-Type: text/plain\n\nOur list is attached.\n--B\nContent-Type: text/csv\n"
+           b"Content-Disposition: attachment; filename=bom.csv\nContent-Transfer-Encoding: 8bit\n\n"
+           + table + b"--B\nContent-Type: text/plain\n\nThanks, Buyer\n--B--\n")
+    tracemalloc.start()
+    try:
+        e = parse_email(raw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "Our list is attached." in e.body and "Thanks, Buyer" in e.body
+    [attachment] = e.attachments
+    assert abs(attachment.size - len(table)) < 100
+    assert peak < len(table)  # the feedparser never held the whole table
+
+
+def test_headers_that_never_end_are_read_for_their_first_megabyte() -> None:
+    raw = b"From: a@customer.example\nSubject: odd\n" + b"X-Junk: " + b"y" * 3_000_000
+    e = parse_email(raw)
+    assert e.from_addr == "a@customer.example" and e.subject == "odd"
+    assert any(d.startswith("no end of the headers in the first 1,000,000 bytes") for d in e.defects)
 
 
 def test_elision_marker_cannot_be_forged() -> None:

@@ -277,7 +277,7 @@ def test_a_lead_without_any_sender_address_goes_to_review(tmp_path: Path) -> Non
     pid = bot.mail.add(raw_mail(LEAD, sender="undisclosed-recipients:;"))
     bot.cycle()
     assert "Triage/Review" in bot.labels(pid) and bot.drafts() == [] and bot.crm.contacts == {}
-    assert "no sender address" in bot.audit.rows[0]["reasons"]
+    assert "no usable address to reply to" in bot.audit.rows[0]["reasons"]
 
 
 class OutageClassifier(KeywordClassifier):

@@ -49,7 +49,7 @@ def test_a_form_from_our_own_website_is_a_customers_mail_not_ours() -> None:
     result = prefilter(email, cfg.prefilter, frozenset(cfg.routing.colleagues), cfg.company.mailbox)
     assert result.rule != "internal" and result.outcome == "classify"
     assert extract.person_email(email, OURS) == "d.reischl@reischl-lt.example"
-    assert reply_address(cfg, email) == "d.reischl@reischl-lt.example"
+    assert reply_address(cfg, email)[0] == "d.reischl@reischl-lt.example"
 
 
 def test_a_colleagues_own_mail_is_still_internal() -> None:
@@ -63,19 +63,19 @@ def test_a_form_service_notification_is_answered_to_the_customer_never_to_the_se
     cfg = make_config()
     email = parse_email(FORM_SERVICE)
     assert extract.is_form_notification(email, OURS)
-    assert reply_address(cfg, email) == "lotte@dataharbor.example"
-    assert reply_address(cfg, parse_email(NO_ADDRESS)) is None  # decide() sends it to review
+    assert reply_address(cfg, email)[0] == "lotte@dataharbor.example"
+    assert reply_address(cfg, parse_email(NO_ADDRESS)) == ("", "a web form without the customer's address")
 
 
 def test_reply_to_the_customer_wins_for_a_form() -> None:
     cfg = make_config()
     email = replace(parse_email(FORM_SERVICE), reply_to="lotte.private@gmail.example")
-    assert reply_address(cfg, email) == "lotte.private@gmail.example"
+    assert reply_address(cfg, email)[0] == "lotte.private@gmail.example"
 
 
 def test_an_ordinary_mail_is_answered_to_its_sender() -> None:
     cfg = make_config()
-    assert reply_address(cfg, parse_email(mail("Please quote 3 pumps."))) == "anna@northwind.example"
+    assert reply_address(cfg, parse_email(mail("Please quote 3 pumps.")))[0] == "anna@northwind.example"
 
 
 @pytest.mark.parametrize("subject", ["Read: Your quote 4711", "Gelesen: Angebot 4711", "Lu : Devis 4711",
