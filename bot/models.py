@@ -110,6 +110,7 @@ class Classification:
     summary: str | None = None
     reasons: tuple[str, ...] = ()
     review_reason: str | None = None  # set -> review regardless of confidence
+    review_doubt: bool = False  # the review reason is the classifier's own doubt: a second opinion (LLM) may settle it
     fields: dict[str, Any] = field(default_factory=dict)  # product_interest, budget, timeline, ...
     usage: Usage = Usage()
     phishing: str | None = None  # the phishing signals that fired, in words; set -> never handled as business mail

@@ -156,6 +156,11 @@ class CycleReport:
         self.errors[service] = self.errors.get(service, 0) + 1
 
 
+def _first(fact: str, doubt: str | None) -> str:
+    """A review reason that puts a fact about the mail before the classifier's doubt about it."""
+    return fact if not doubt or doubt.startswith(fact) else f"{fact}; {doubt}"
+
+
 class Pipeline:
     def __init__(self, services: Services, dry_run: bool = False, stop: threading.Event | None = None) -> None:
         self.s = services
@@ -188,12 +193,13 @@ class Pipeline:
                 if not last_attempt:
                     raise
                 c = exc.fallback
+        # What is wrong with the mail itself comes first in the review reason; the classifier's doubt after it.
         if email.defects and not email.body.strip() and not email.subject.strip():
-            c = replace(c, review_reason=c.review_reason or f"unreadable message: {'; '.join(email.defects)}")
+            c = replace(c, review_reason=_first(f"unreadable message: {'; '.join(email.defects)}", c.review_reason))
         if email.raw_size > cfg.mail.max_message_bytes:
-            c = replace(c, review_reason=c.review_reason or (
+            c = replace(c, review_reason=_first(
                 f"message larger than mail.max_message_bytes ({cfg.mail.max_message_bytes:,} bytes): "
-                "only that much of it was read"))
+                "only that much of it was read", c.review_reason))
         if c.person_email and is_ours(cfg, c.person_email):  # the lead is the outside sender, never us
             c = replace(c, person_email=None)
         if c.classifier.startswith("cache:") and c.person_email not in (None, email.from_addr, email.reply_to):

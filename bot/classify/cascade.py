@@ -53,9 +53,11 @@ def wants_llm(cfg: LlmConfig, threshold: float, email: Email, offline: Classific
     """The cascade rule: would this offline result be sent to the LLM (before the thread cache and budget)?"""
     if not (email.subject.strip() or email.body.strip()):
         return False  # nothing to show it
-    if offline.review_reason:
+    if offline.review_reason and not offline.review_doubt:
         # A review the offline side asked for rests on facts about the message the LLM is not shown (delivery
-        # through a mailing list, unreadable parts): no answer could lift it, so asking changes nothing.
+        # through a mailing list, unreadable parts, phishing signs): no answer could lift it, so asking changes
+        # nothing. The offline model's own doubt (a possible lead, a lead about something already bought, junk by
+        # its words only) is what a second opinion is for.
         return False
     if (hint is not None and hint.outcome == "hint" and offline.category in DISPOSABLE
             and offline.confidence >= threshold):

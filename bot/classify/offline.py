@@ -106,6 +106,7 @@ class OfflineClassifier:
         cues = analyse(email)
         probs, feats, verdict = self.probabilities(email, cues)
         review_reason = None
+        doubt = False  # a reason to look that the LLM may settle (not a fact about the mail)
         listed = hint is not None and hint.outcome == "hint"
         if listed:
             category, confidence, review_reason = _list_mail(probs)
@@ -115,6 +116,7 @@ class OfflineClassifier:
             if category != "lead" and probs["lead"] >= self.lead_floor:
                 review_reason = f"may be a lead ({probs['lead']:.2f}); the likelier reading is {category} " \
                                 f"({confidence:.2f})"
+                doubt = True
                 category, confidence = "lead", probs["lead"]
         if category == "spam" and not verdict.signs and _offers_unsubscribe(email):
             # Bulk mail that names its sender and lets the reader leave is marketing: a newsletter, not spam
@@ -126,14 +128,16 @@ class OfflineClassifier:
             form = self.junk_by_its_form(feats)
             if form is not None and form < 0.5:
                 review_reason = f"{category} by its words, but not by its form ({form:.2f}): a person looks"
+                doubt = True
             elif cues.business() + cues.lexicon.get("vendor", 0) >= 2 and not verdict.suspect:
                 review_reason = f"{category}, but it talks business and shows no phishing sign: a person looks"
+                doubt = True
         if verdict.suspect and category not in DISPOSABLE:
             # Never drafted or assigned: it is taken for spam, and a person decides.
-            review_reason = f"{verdict.reason()} (read as {category} {confidence:.2f})"
+            review_reason, doubt = f"{verdict.reason()} (read as {category} {confidence:.2f})", False
             category, confidence = "spam", probs["spam"]
         elif category == "lead" and (existing := shapes.support_signals(email)):
-            review_reason = f"lead wording, but {existing}: support or a new sale?"
+            review_reason, doubt = f"lead wording, but {existing}: support or a new sale?", True
         if category in DISPOSABLE:  # nobody answers bulk mail: the sender's details are not worth the time
             fields = extract.Fields(None, extract.person_email(email), None, None, False)
         else:
@@ -147,7 +151,7 @@ class OfflineClassifier:
             category=category, confidence=round(confidence, 4), language=language, classifier=self.name,
             person_name=fields.person_name, person_email=fields.person_email, company=fields.company,
             company_domain=fields.company_domain, technical_rfq=category == "lead" and fields.technical_rfq,
-            reasons=reasons, review_reason=review_reason,
+            reasons=reasons, review_reason=review_reason, review_doubt=doubt and review_reason is not None,
             phishing="; ".join(s.evidence for s in verdict.signs[:3]) if verdict.suspect else None)
 
     def reasons(self, category: str, feats: Iterable[str]) -> tuple[str, ...]:

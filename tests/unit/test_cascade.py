@@ -144,6 +144,17 @@ def test_mail_the_offline_side_sends_to_review_is_not_sent_to_the_llm() -> None:
     assert result.classifier == "offline" and result.review_reason == "business mail arrived through a mailing list"
 
 
+def test_the_offline_models_own_doubt_is_what_the_llm_is_asked_to_settle() -> None:
+    # "may be a lead" is the offline model hedging, not a fact about the mail: a second opinion may settle it.
+    offline = FakeOffline("lead", 0.95)
+    offline.result = dataclasses.replace(offline.result, review_reason="may be a lead (0.30); the likelier reading "
+                                         "is support (0.60)", review_doubt=True)
+    llm = FakeLlm(category="support", confidence=0.9)
+    result = cascade(offline, llm).classify(make_email(), None)
+    assert len(llm.calls) == 1
+    assert result.category == "support" and result.review_reason is None
+
+
 def test_an_empty_mail_is_not_sent_to_the_llm() -> None:
     llm = FakeLlm()
     cascade(FakeOffline("other", 0.2), llm).classify(make_email(body="", subject=" "))

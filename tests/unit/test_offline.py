@@ -117,6 +117,7 @@ def test_phishing_signs_keep_mail_from_a_draft_even_when_it_reads_like_business(
         sender="DocuSign <rfq@docs-view.example>"))
     assert result.review_reason is not None and result.review_reason.startswith("phishing signs:")
     assert "claims to be DocuSign" in result.review_reason
+    assert not result.review_doubt  # a fact about the mail: no LLM answer can lift it
     assert any("DocuSign" in r for r in result.reasons)
     assert result.phishing is not None and "DocuSign" in result.phishing  # the cascade holds an LLM answer to it
 
@@ -126,6 +127,7 @@ def test_a_lead_about_something_already_bought_is_reviewed(classifier: OfflineCl
                                       "number 4711-22? Price and delivery time please.\nRegards\nEmma Stone"))
     if result.category == "lead":
         assert result.review_reason is not None and "already bought" in result.review_reason
+        assert result.review_doubt
     new = classifier.classify(mail("Quotation please", "Hello,\ncould you quote 4 new dosing pumps for our plant? "
                                    "We need price and delivery time.\nRegards\nEmma Stone"))
     assert (new.category, new.review_reason) == ("lead", None)
@@ -148,6 +150,7 @@ def test_business_mail_through_a_list_is_kept_for_review(classifier: OfflineClas
     assert plain.category == listed.category == "lead"
     assert plain.review_reason is None
     assert listed.review_reason == "business mail arrived through a mailing list"
+    assert not listed.review_doubt
 
 
 def test_other_hint_outcomes_classify_normally(classifier: OfflineClassifier) -> None:
@@ -391,6 +394,7 @@ def test_a_lead_that_loses_a_close_call_is_a_lead_for_review() -> None:
     close = _fixed({"lead": 0.3, "support": 0.6}).classify(email)
     assert (close.category, close.confidence) == ("lead", pytest.approx(0.3, abs=1e-3))
     assert close.review_reason is not None and "may be a lead" in close.review_reason
+    assert close.review_doubt
     clear = _fixed({"lead": 0.05, "support": 0.75}).classify(email)
     assert (clear.category, clear.review_reason) == ("support", None)
     assert clear.confidence == pytest.approx(0.75, abs=1e-3)
