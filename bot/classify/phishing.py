@@ -95,9 +95,18 @@ _ARCHIVE = re.compile(r"\.(?:zip|rar|7z|ace|gz|tgz|cab|arj)$", re.I)
 _PASSWORD = re.compile(r"password|passwort|kennwort|mot de passe|contraseña|contrasena|senha|wachtwoord|"
                        r"\bpw\s*:|\bpwd\s*:|\bcode\s*:\s*\d{3,}", re.I)
 
+
+def _lower(pattern: str) -> re.Pattern[str]:
+    """A pattern matched against lower-cased text: without re.IGNORECASE, long alternations run several times faster."""
+    if re.search(r"[A-Z]", re.sub(r"\\[A-Za-z]", "", pattern)):
+        raise ValueError(f"upper-case letters in a pattern for lower-cased text: {pattern[:60]}")
+    return re.compile(pattern)
+
+
 # What the mail asks for, in the sales languages: credentials, gift cards, fees, new bank details, crypto.
+# Matched against the lower-cased subject and body.
 _ASKS: dict[str, tuple[int, re.Pattern[str]]] = {
-    "asks for credentials": (WEAK, re.compile(
+    "asks for credentials": (WEAK, _lower(
         r"verify your (?:account|identity|e-?mail|mailbox)|confirm your (?:account|identity|password|details|e-?mail)"
         r"|(?:re-?)?validate your|your password (?:will )?expire|password expir|mailbox (?:is )?(?:full|over quota)"
         r"|storage (?:is )?full|unusual (?:sign-?in|login|activity)|suspicious (?:sign-?in|login|activity)"
@@ -111,18 +120,18 @@ _ASKS: dict[str, tuple[int, re.Pattern[str]]] = {
         r"(?:suspensa|bloqueada)|sua conta (?:será|foi) (?:suspensa|bloqueada)|atualize seus dados"
         r"|bevestig uw (?:account|identiteit|gegevens)|uw account (?:wordt|is) (?:geblokkeerd|opgeschort)"
         r"|tentou (?:entrar|aceder|acessar)|intentó (?:acceder|iniciar sesión)|versucht,? sich anzumelden"
-        r"|a tenté de se connecter|ha tentato di accedere|heeft geprobeerd in te loggen", re.I)),
-    "asks for gift cards": (STRONG, re.compile(
+        r"|a tenté de se connecter|ha tentato di accedere|heeft geprobeerd in te loggen")),
+    "asks for gift cards": (STRONG, _lower(
         r"gift ?cards?|itunes cards?|google play cards?|steam cards?|apple cards?|amazon (?:gift|vouchers?)"
         r"|geschenkkarten?|gutscheinkarten?|cartes? cadeaux?|tarjetas? (?:de )?regalo|carte regalo|buoni regalo"
-        r"|cartões? (?:de )?presente|cartões? oferta|cadeaukaart(?:en)?|scratch (?:the|off) (?:card|code)", re.I)),
-    "asks for a fee to release a delivery": (STRONG, re.compile(
+        r"|cartões? (?:de )?presente|cartões? oferta|cadeaukaart(?:en)?|scratch (?:the|off) (?:card|code)")),
+    "asks for a fee to release a delivery": (STRONG, _lower(
         r"(?:customs|import|delivery|shipping|release|clearance|redelivery) (?:fee|charge|duty|dut(?:y|ies) fee)s?"
         r"|zollgebühr|einfuhrabgabe|versandgebühr|zustellgebühr|frais de (?:douane|livraison|dédouanement|port)"
         r"|droits de douane|tasas? (?:de )?aduan|gastos de envío pendientes|tass[ae] doganal|dazi doganali"
         r"|spese di (?:spedizione|sdoganamento)|taxa (?:de )?(?:alfândega|importação|desalfandegamento|envio|entrega)"
-        r"|taxas? alfandeg|tarifa postal|invoerrechten|douanekosten|verzendkosten openstaand", re.I)),
-    "asks to pay into new bank details": (STRONG, re.compile(
+        r"|taxas? alfandeg|tarifa postal|invoerrechten|douanekosten|verzendkosten openstaand")),
+    "asks to pay into new bank details": (STRONG, _lower(
         r"(?:new|changed|updated|different) (?:bank(?:ing)? (?:details|account)|iban|account details)"
         r"|bank (?:details|account) (?:has|have) (?:changed|been updated)|change (?:of|in) (?:our )?bank"
         r"|neue[nr]? (?:bankverbindung|kontoverbindung|iban)|bankverbindung (?:hat sich )?geändert"
@@ -130,20 +139,20 @@ _ASKS: dict[str, tuple[int, re.Pattern[str]]] = {
         r"|nuev[oa]s? (?:datos bancarios|cuenta bancaria|iban)|cambio de (?:cuenta|datos) bancari"
         r"|nuov[oe] coordinate bancarie|nuovo iban|cambio (?:di )?(?:iban|conto)|novos? dados bancários"
         r"|nov[oa] (?:iban|conta bancária)|alteração (?:de|dos) dados bancários|nieuwe? (?:bankgegevens|iban|"
-        r"rekeningnummer)|gewijzigde bankgegevens", re.I)),
-    "asks to connect a crypto wallet": (STRONG, re.compile(
+        r"rekeningnummer)|gewijzigde bankgegevens")),
+    "asks to connect a crypto wallet": (STRONG, _lower(
         r"airdrop|claim your (?:tokens?|reward|nft)|connect your wallet|wallet connect|seed phrase|recovery phrase"
-        r"|token (?:distribution|claim)", re.I)),
-    "secret urgent payment": (WEAK, re.compile(
+        r"|token (?:distribution|claim)")),
+    "secret urgent payment": (WEAK, _lower(
         r"are you (?:available|at your desk)|i need you to (?:handle|process|make) a (?:payment|transfer)"
         r"|(?:strictly )?confidential (?:transaction|payment|acquisition)|keep this (?:between us|confidential)"
         r"|discreet|sind sie (?:gerade )?(?:erreichbar|am platz)|êtes-vous disponible|¿estás disponible"
-        r"|sei disponibile|está disponível|ben je beschikbaar|urgent (?:wire|transfer|payment)", re.I)),
-    "promises money": (WEAK, re.compile(
+        r"|sei disponibile|está disponível|ben je beschikbaar|urgent (?:wire|transfer|payment)")),
+    "promises money": (WEAK, _lower(
         r"you (?:have )?won|lottery|inheritance|compensation fund|unclaimed (?:funds|prize)|beneficiary of"
         r"|sie haben gewonnen|vous avez gagné|ha(?:s)? ganado|hai vinto|você ganhou|u heeft gewonnen"
         r"|tax refund|steuererstattung|remboursement d'impôt|devolución de impuestos|rimborso fiscale"
-        r"|restituição (?:do imposto|de irs)|belastingteruggave", re.I)),
+        r"|restituição (?:do imposto|de irs)|belastingteruggave")),
 }
 
 
@@ -305,7 +314,7 @@ def _attachments(email: Email) -> list[Sign]:
 
 
 def _asks(email: Email, has_links: bool) -> list[Sign]:
-    text = f"{email.subject}\n{email.body[:4000]}"
+    text = f"{email.subject}\n{email.body[:4000]}".lower()
     signs = []
     for name, (weight, pattern) in _ASKS.items():
         m = pattern.search(text)

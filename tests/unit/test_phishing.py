@@ -132,3 +132,12 @@ def test_one_strong_sign_or_two_weak_ones_make_a_suspect() -> None:
     strong = inspect(parse_email(mail(sender="PayPal <service@paypal-resolution.example>")), OURS)
     assert strong.suspect
     assert "claims to be PayPal" in strong.reason()
+
+
+def test_a_pattern_for_lower_cased_text_refuses_upper_case_letters() -> None:
+    # The request patterns run without re.IGNORECASE on lower-cased text: an upper-case letter would never match.
+    from bot.classify.phishing import _lower
+
+    assert _lower(r"\bgift ?cards?\s").search("buy gift cards now")
+    with pytest.raises(ValueError, match="upper-case"):
+        _lower(r"Gift cards")
