@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import socket
 import threading
@@ -274,7 +275,9 @@ def test_the_time_limit_follows_the_measured_speed(fake: FakeOpenAI) -> None:
 def test_a_timeout_forgets_the_speed_and_doubles_the_next_limit(fake: FakeOpenAI) -> None:
     release = threading.Event()
     fake.then(ok(), held(release))
-    llm = LlmClassifier(make_cfg(fake.url, timeout_seconds=0.3, max_timeout_seconds=5), "Acme")
+    ticks = itertools.count(0.0, 0.001)  # the answer's duration as measured: 1 ms, however busy the machine is
+    llm = LlmClassifier(make_cfg(fake.url, timeout_seconds=0.3, max_timeout_seconds=5), "Acme",
+                        timer=lambda: next(ticks))
     llm.classify(make_email())  # answered at once: the limit drops to the floor
     assert llm.limit_for(700) == 0.3
     try:
