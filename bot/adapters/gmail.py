@@ -242,6 +242,10 @@ class GmailProvider:
         """Before every API call: refuse it while Gmail's deadline is ahead, else charge it to the pacer."""
         until = self._paused_until
         if until is not None and self._clock() < until:
+            if self._cursors.get_cursor(PAUSED_KEY) != until.isoformat():
+                # A pause that began inside a ledger transaction (a thread check while a message is decided) was
+                # rolled back with it; stored again here, a restart honours it too.
+                self._cursors.set_cursor(PAUSED_KEY, until.isoformat())
             if not self._pause_told:  # a restarted process says once why it does not touch Gmail
                 self._pause_told = True
                 log.warning("Gmail calls stay paused until %s (Gmail's rate limit)",
