@@ -191,9 +191,10 @@ class Pipeline:
         if email.defects and not email.body.strip() and not email.subject.strip():
             c = replace(c, review_reason=c.review_reason or f"unreadable message: {'; '.join(email.defects)}")
         if email.raw_size > cfg.mail.max_message_bytes:
-            c = replace(c, review_reason=c.review_reason or (
-                f"message larger than mail.max_message_bytes ({cfg.mail.max_message_bytes:,} bytes): "
-                "only that much of it was read"))
+            # Named first, whatever else the classifier found: it is why that judgement rests on part of the mail.
+            read = "only its headers were read" if email.headers_only else "only that much of it was read"
+            oversize = f"message larger than mail.max_message_bytes ({cfg.mail.max_message_bytes:,} bytes): {read}"
+            c = replace(c, review_reason="; ".join(filter(None, (oversize, c.review_reason))))
         if c.person_email and is_ours(cfg, c.person_email):  # the lead is the outside sender, never us
             c = replace(c, person_email=None)
         if c.classifier.startswith("cache:") and c.person_email not in (None, email.from_addr, email.reply_to):
