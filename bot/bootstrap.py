@@ -62,7 +62,7 @@ def build_mail(cfg: Config, ledger: Ledger) -> MailProvider:
         from bot.adapters.gmail_auth import load_credentials
 
         creds = load_credentials(cfg.mail.gmail, google_scopes(cfg))
-        return GmailProvider(cfg.mail.gmail, creds, cfg.labels, ledger)
+        return GmailProvider(cfg.mail.gmail, creds, cfg.labels, ledger, max_message_bytes=cfg.mail.max_message_bytes)
     from bot.adapters.maildir import MaildirProvider, seed_maildir
 
     if cfg.mail.maildir.seed and not cfg.mail.maildir.path.exists():

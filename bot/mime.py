@@ -16,6 +16,7 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from email import policy
 from email.message import Message
@@ -24,7 +25,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from html import unescape
 from html.parser import HTMLParser
 
-from bot.models import Attachment, Email
+from bot.models import Attachment, Email, HeadersOnly
 
 __all__ = ["clean_body", "header_date", "html_to_text", "parse_email", "read_headers", "safe_filename", "thread_key"]
 
@@ -744,22 +745,28 @@ def parse_email(raw: bytes, provider_id: str = "", thread_id: str = "", text_cha
                 max_bytes: int | None = None) -> Email:
     """Parse and clean one raw message; never raises (problems are listed in Email.defects).
 
-    Only the first max_bytes of the message are read (raw_size still says how many there were).
+    Only the first max_bytes of the message are read (raw_size still says how many there were). Of a message
+    handed out as HeadersOnly there are only the headers; raw_size is the whole message's size.
     """
     try:
         data = raw if isinstance(raw, bytes) else bytes(raw)
     except Exception:
         data = b""
     try:
-        return _parse(data, provider_id, thread_id, max(0, text_chars), max_bytes)
+        email = _parse(data, provider_id, thread_id, max(0, text_chars), max_bytes)
     except Exception as exc:  # the last line of defence: one message must never stop a cycle
         headers = read_headers(data)
         subject = headers.get("subject", "")
         message_id = _synthetic_id(data)
-        return Email(provider_id=provider_id, thread_id=thread_id or message_id, message_id=message_id,
-                     from_addr="", from_name="", reply_to="", to=(), cc=(), subject=subject, date=None,
-                     in_reply_to="", references=(), headers=headers, body="", text=subject + "\n\n", quoted="",
-                     raw_size=len(data), defects=(f"unparseable message ({type(exc).__name__})",))
+        email = Email(provider_id=provider_id, thread_id=thread_id or message_id, message_id=message_id,
+                      from_addr="", from_name="", reply_to="", to=(), cc=(), subject=subject, date=None,
+                      in_reply_to="", references=(), headers=headers, body="", text=subject + "\n\n", quoted="",
+                      raw_size=len(data), defects=(f"unparseable message ({type(exc).__name__})",))
+    if not isinstance(raw, HeadersOnly):
+        return email
+    unread = f"{raw.size:,} bytes: only its headers were read"
+    return replace(email, raw_size=raw.size, headers_only=True,
+                   defects=(unread, *(d for d in email.defects if d != "no text body"))[:MAX_DEFECTS])
 
 
 def _parse(raw: bytes, provider_id: str, thread_id: str, text_chars: int, max_bytes: int | None) -> Email:

@@ -30,6 +30,18 @@ class MessageRef:
     internal_date: datetime | None = None
 
 
+class HeadersOnly(bytes):
+    """What a mail provider hands out instead of a message too large to read (mail.max_message_bytes): its header
+    block, with `size`, the size of the whole message in bytes."""
+
+    size: int
+
+    def __new__(cls, header_block: bytes, size: int) -> HeadersOnly:
+        made = super().__new__(cls, header_block)
+        made.size = size
+        return made
+
+
 @dataclass(frozen=True)
 class Attachment:
     filename: str  # sanitized display name; never used as a path
@@ -65,6 +77,7 @@ class Email:
     links: tuple[tuple[str, str], ...] = ()  # (visible text, target) of links in the mail, for the phishing rules
     defects: tuple[str, ...] = ()  # parse problems; non-empty and no usable text -> review
     subject_header: str = ""  # the Subject as written (decoded, unfolded, nothing else changed): what a reply repeats
+    headers_only: bool = False  # too large to read: only its headers were (raw_size is the whole message's size)
 
 
 @dataclass(frozen=True)

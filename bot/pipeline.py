@@ -197,9 +197,10 @@ class Pipeline:
         if email.defects and not email.body.strip() and not email.subject.strip():
             c = replace(c, review_reason=_first(f"unreadable message: {'; '.join(email.defects)}", c.review_reason))
         if email.raw_size > cfg.mail.max_message_bytes:
+            read = "only its headers were read" if email.headers_only else "only that much of it was read"
             c = replace(c, review_reason=_first(
-                f"message larger than mail.max_message_bytes ({cfg.mail.max_message_bytes:,} bytes): "
-                "only that much of it was read", c.review_reason))
+                f"message larger than mail.max_message_bytes ({cfg.mail.max_message_bytes:,} bytes): {read}",
+                c.review_reason))
         if c.person_email and is_ours(cfg, c.person_email):  # the lead is the outside sender, never us
             c = replace(c, person_email=None)
         if c.classifier.startswith("cache:") and c.person_email not in (None, email.from_addr, email.reply_to):

@@ -7,12 +7,16 @@ the inbox before the bot got to it) or MailError (GmailError: the pipeline keeps
 tries again next cycle; GmailUnavailable when Gmail itself failed, which uses none of the message's attempts).
 
 Quota (Gmail units) of an idle 60 s cycle: labels.list 1 (ensure_labels) + history.list 2, plus a catch-up
-messages.list 5 every `catchup_every` cycles. Per new message: messages.get 5 (batched) + its label change,
-messages.modify 5, or a share of one messages.batchModify (50 units for up to 1,000 messages with the same
-change, which the pipeline groups through modify_many()); a reply draft adds threads.get 10 + drafts.create 10.
-A full sync adds messages.list 5 per 500 ids; its per-message lookup is the messages.get that fetch() would make
-anyway. Every call is charged to a QuotaPacer first (bot.adapters.gmail_quota), which keeps a backlog under
-Gmail's per-user rate of 15,000 units a minute.
+messages.list 5 every `catchup_every` cycles. A listing with new mail adds one search for the small ones
+(messages.list `smaller:`, 5 units per 500 unprocessed inbox ids, only when the listing names one it has not seen).
+Per new message: one messages.get (5 units, batched), the lookup of its labels, date and size; for a message that
+search found small it is format=raw, so the lookup is also the download. Any other message is looked up with
+format=metadata (its headers) first: one larger than max_message_bytes (by Gmail's sizeEstimate) is never
+downloaded, it costs the lookup alone; one within it is then downloaded (format=raw, 5 units more). Then its label
+change, messages.modify 5, or a share of one messages.batchModify (50 units for up to 1,000 messages with the same
+change, which the pipeline groups through modify_many()); a reply draft adds threads.get 10 + drafts.create 10. A
+full sync adds messages.list 5 per 500 ids. Every call is charged to a QuotaPacer first
+(bot.adapters.gmail_quota), which keeps a backlog under Gmail's per-user rate of 15,000 units a minute.
 Nothing here sends mail: drafts.send and messages.send are never called.
 """
 
@@ -26,7 +30,7 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -46,7 +50,7 @@ from bot.adapters.gmail_auth import AUTH_EXPIRED
 from bot.adapters.gmail_quota import QuotaPacer
 from bot.config import GmailConfig, LabelsConfig
 from bot.mime import header_date
-from bot.models import MessageRef
+from bot.models import HeadersOnly, MessageRef
 from bot.ports import AuthError, CursorStore, MailboxPaused, MailError, MessageGone, ThreadMessage, Unavailable
 from bot.retry import backoff_delay, call_with_retry, parse_retry_after
 
@@ -63,7 +67,18 @@ _NO_SCOPE = {"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"}
 _TRANSIENT = (TimeoutError, ConnectionError, http.client.HTTPException, ssl.SSLError, httplib2.ServerNotFoundError)
 _CALL_ERRORS = (HttpError, RefreshError, BatchError, httplib2.HttpLib2Error, OSError, http.client.HTTPException)
 _TRASH_UNITS, _BATCH_MODIFY_UNITS = 5, 50
+MAX_MESSAGE_BYTES = 25 * 1024 * 1024  # as mail.max_message_bytes: a larger message is not downloaded
+BATCH_BYTES = 4 * 1024 * 1024  # raw mail (by Gmail's size estimate) downloaded in one request; a larger one alone
+SMALL_BYTES = 256 * 1024  # mail Gmail's search finds smaller than this is downloaded by its lookup, 16 to a request
 PREFETCH_BYTES = 32 * 1024 * 1024  # raw mail kept from a listing's lookups until fetch() asks for it
+SMALL_IDS_KEPT = 20_000  # ids known to be small (a message never changes): enough for a large backlog
+# The headers a message's lookup asks for: what bot.mime, the pre-filter and the classifier read from headers, so a
+# message too large to download is judged on the same headers as any other.
+LOOKUP_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To",
+                  "References", "Return-Path", "MIME-Version", "Content-Type", "Auto-Submitted", "Precedence",
+                  "X-Autoreply", "X-Autorespond", "X-Autoresponder", "List-Id", "List-Unsubscribe", "List-Post",
+                  "Authentication-Results", "ARC-Authentication-Results", "X-Priority", "X-MSMail-Priority",
+                  "User-Agent", "Original-Message-ID", SOURCE_HEADER)
 
 
 class GmailError(MailError):
@@ -164,6 +179,26 @@ def _decode_raw(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+_FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322: printable ASCII except ":"
+_LINE_BREAKS = re.compile(r"[\r\n]+[ \t]*")
+
+
+def header_block(answer: dict[str, Any]) -> bytes:
+    """The headers of a format=metadata answer as an RFC 822 header block (with the blank line that ends it).
+
+    Line breaks in a value are unfolded: Gmail decodes encoded words, and one that decodes to a line break must
+    not start a header line of its own (a forged X-Triage-Source would pass the mail off as our own draft).
+    """
+    lines = []
+    for header in (answer.get("payload") or {}).get("headers") or []:
+        if not isinstance(header, dict):
+            continue
+        name, value = str(header.get("name", "")), str(header.get("value", ""))
+        if _FIELD_NAME.fullmatch(name):
+            lines.append(f"{name}: {_LINE_BREAKS.sub(' ', value)}\r\n")
+    return ("".join(lines) + "\r\n").encode("utf-8", "replace")
+
+
 DELETED = "the message was deleted from Gmail"
 
 
@@ -187,7 +222,9 @@ class GmailProvider:
     def __init__(self, cfg: GmailConfig, credentials: Any, labels: LabelsConfig, cursor_store: CursorStore,
                  sleep: Callable[[float], None] = time.sleep, catchup_every: int = 10,
                  max_retry_seconds: float = 60.0, pacer: QuotaPacer | None = None,
-                 prefetch_bytes: int = PREFETCH_BYTES, clock: Callable[[], datetime] | None = None) -> None:
+                 max_message_bytes: int = MAX_MESSAGE_BYTES, prefetch_bytes: int = PREFETCH_BYTES,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        """max_message_bytes: a message Gmail estimates larger than this is never downloaded (its headers are)."""
         self._cfg, self._labels, self._cursors, self._sleep = cfg, labels, cursor_store, sleep
         self._clock = clock or (lambda: datetime.now(UTC))
         self.pacer = pacer or QuotaPacer(sleep=sleep)  # every call is charged here before it is sent
@@ -202,8 +239,13 @@ class GmailProvider:
         self._listed: set[str] = set()  # ids returned by the last list_new()
         self._confirmed: set[str] = set()  # ids checkpointed while the stored cursor could not advance
         self._pending_cursor: str | None = None
-        self._prefetched: dict[str, bytes] = {}  # raw mail the last listing's lookups already downloaded
-        self._gone: dict[str, MessageGone] = {}  # listed messages the lookups found deleted or out of the inbox
+        # What lookups settled without a download: why a message is gone, the headers of one too large to
+        # download, a failed lookup; and the size of each message fetch() may download.
+        self._settled: dict[str, bytes | MailError] = {}
+        self._sizes: dict[str, int] = {}
+        self._max_bytes = max_message_bytes
+        self._small_bytes = min(SMALL_BYTES, max_message_bytes)
+        self._small: dict[str, bool] = {}  # per id the search was asked about: did it find it small
         self._prefetch_bytes = prefetch_bytes
         self._pending_synced: str | None = None
         self._paused_until = _stored_time(cursor_store.get_cursor(PAUSED_KEY))
@@ -242,6 +284,10 @@ class GmailProvider:
         """Before every API call: refuse it while Gmail's deadline is ahead, else charge it to the pacer."""
         until = self._paused_until
         if until is not None and self._clock() < until:
+            if self._cursors.get_cursor(PAUSED_KEY) != until.isoformat():
+                # A pause that began inside a ledger transaction (a thread check while a message is decided) was
+                # rolled back with it; stored again here, a restart honours it too.
+                self._cursors.set_cursor(PAUSED_KEY, until.isoformat())
             if not self._pause_told:  # a restarted process says once why it does not touch Gmail
                 self._pause_told = True
                 log.warning("Gmail calls stay paused until %s (Gmail's rate limit)",
@@ -325,8 +371,8 @@ class GmailProvider:
         lists the same range again (plus a catch-up) and skips the ids already checkpointed.
         """
         self._pending_cursor, self._pending_synced, self._listed = None, None, set()  # a failed listing must not
-        self._prefetched.clear()  # let checkpoint() advance
-        self._gone.clear()
+        self._settled.clear()  # let checkpoint() advance
+        self._sizes.clear()
         started = self._clock()
         processed = self._label_id(self._labels.processed, create=False)
         cursor = self._cursors.get_cursor(CURSOR_KEY)
@@ -399,9 +445,9 @@ class GmailProvider:
             if not page:
                 return list(refs.values()), latest
 
-    def _list_unprocessed(self, since: datetime | None = None) -> list[MessageRef]:
+    def _list_unprocessed(self, since: datetime | None = None, size: str = "") -> list[MessageRef]:
         window = f"after:{int(since.timestamp())}" if since else f"newer_than:{self._cfg.lookback_days}d"
-        query = f"in:inbox -label:{label_query(self._labels.processed)} {window}"
+        query = f"in:inbox -label:{label_query(self._labels.processed)} {window} {size}".rstrip()
         found: list[MessageRef] = []
         page: str | None = None
         while True:
@@ -413,52 +459,104 @@ class GmailProvider:
                 return found[::-1]  # Gmail lists newest first
 
     def _with_labels(self, refs: list[MessageRef], processed: str | None) -> list[MessageRef]:
-        """Labels and date for the listed refs (listings and history give ids only), oldest first.
+        """Labels, date and size of the listed refs (listings and history give ids only), oldest first.
 
-        One batched messages.get (5 units) per ref. It drops what got the processed label meanwhile; what was
-        deleted or left the inbox stays listed, and fetch() hands out MessageGone for it, so the pipeline
-        records why it was not processed. It asks for format=raw, which costs the same as format=minimal and
-        carries the same labels: fetch() then hands out those bytes instead of downloading (and paying for)
-        every message a second time. Past `prefetch_bytes` of raw mail the lookups fall back to format=minimal,
-        so a listing never holds more than that in memory.
+        One batched messages.get per ref (see _look_up). It drops what got the processed label meanwhile; what was
+        deleted or left the inbox stays listed, and fetch() hands out MessageGone for it, so the pipeline records
+        why it was not processed. A small message's lookup downloaded it; of any other, its sizeEstimate tells
+        fetch() what it may download: a message larger than max_message_bytes never is, fetch() hands out the
+        headers of this lookup instead (HeadersOnly).
         """
-        bare = [r for r in refs if not r.labels]
+        bare = [r.provider_id for r in refs if not r.labels]
         if not bare:
             return refs
-        get, size = self._users.messages().get, max(1, min(self._cfg.batch_size, 50))
-        answers: dict[str, Any] = {}
-        raws: dict[str, bytes] = {}
-        room = self._prefetch_bytes
-        for start in range(0, len(bare), size):
-            chunk = bare[start:start + size]
-            fmt = "raw" if room > 0 else "minimal"
-            found = self._batch([partial(get, userId="me", id=r.provider_id, format=fmt) for r in chunk],
-                                "messages.get")
-            for ref, answer in zip(chunk, found, strict=True):
-                if isinstance(answer, dict) and "raw" in answer:
-                    raw = self._raw_of(ref, answer)
-                    del answer["raw"]
-                    if isinstance(raw, bytes):
-                        raws[ref.provider_id] = raw
-                        room -= len(raw)
-                answers[ref.provider_id] = answer
+        answers, raws = self._look_up(bare, self._found_small(bare))
         out = []
         for ref in refs:
             answer = answers.get(ref.provider_id)
             if answer is None:
                 out.append(ref)
             elif isinstance(answer, GmailError) and answer.status == 404:
-                self._gone[ref.provider_id] = MessageGone(DELETED)
+                self._settled[ref.provider_id] = MessageGone(DELETED)
                 out.append(ref)
             elif isinstance(answer, Exception):
-                out.append(replace(ref, labels=frozenset({"INBOX"})))  # known from the query; fetch will retry
+                out.append(replace(ref, labels=frozenset({"INBOX"})))  # known from the query; fetch() looks again
             elif processed is None or processed not in (answer.get("labelIds") or []):
                 if reason := gone_reason(answer.get("labelIds") or [], None, ""):
-                    self._gone[ref.provider_id] = MessageGone(reason)
+                    self._settled[ref.provider_id] = MessageGone(reason)
+                elif ref.provider_id in raws:
+                    self._settled[ref.provider_id] = raws[ref.provider_id]
+                else:
+                    self._note_size(ref.provider_id, answer)
                 out.append(self._ref(answer))
-                if ref.provider_id in raws:
-                    self._prefetched[ref.provider_id] = raws[ref.provider_id]
         return out
+
+    def _found_small(self, provider_ids: Sequence[str]) -> set[str]:
+        """Those of the ids that Gmail's search finds smaller than _small_bytes in the unprocessed inbox.
+
+        The search (messages.list, 5 units per 500 ids) runs only when an id has not been asked about; a message's
+        size never changes, so the answer is kept for later listings. Mail the search does not find (not indexed
+        yet, older than the lookback window, larger) is not taken to be small: its size comes from its lookup.
+        """
+        if any(pid not in self._small for pid in provider_ids):
+            if len(self._small) > SMALL_IDS_KEPT:
+                self._small.clear()
+            self._small.update(dict.fromkeys(provider_ids, False))
+            self._small.update((r.provider_id, True)
+                               for r in self._list_unprocessed(size=f"smaller:{self._small_bytes}"))
+        return {pid for pid in provider_ids if self._small[pid]}
+
+    def _look_up(self, provider_ids: Sequence[str], small: Collection[str] = ()) -> tuple[dict[str, Any],
+                                                                                           dict[str, bytes]]:
+        """messages.get (5 units, whatever the format) for each id, batched: its answer or its error; and the raw
+        mail of those looked up with format=raw.
+
+        A small message (in `small`) is looked up with format=raw, 16 to a request, so that its lookup is its
+        download, until prefetch_bytes of raw mail are held; any other with format=metadata and LOOKUP_HEADERS,
+        so that its sizeEstimate decides what fetch() downloads, and a message too large to download is judged on
+        its headers.
+        """
+        get, size = self._users.messages().get, max(1, min(self._cfg.batch_size, 50))
+        answers: dict[str, Any] = {}
+        raws: dict[str, bytes] = {}
+        first = [pid for pid in provider_ids if pid in small]
+        later = [pid for pid in provider_ids if pid not in small]
+        together, room = max(1, min(size, BATCH_BYTES // self._small_bytes)), self._prefetch_bytes
+        for start in range(0, len(first), together):
+            chunk = first[start:start + together]
+            if room <= 0:
+                later += chunk
+                continue
+            found = self._batch([partial(get, userId="me", id=pid, format="raw") for pid in chunk], "messages.get")
+            for pid, answer in zip(chunk, found, strict=True):
+                if isinstance(answer, dict) and "raw" in answer:
+                    raw = self._raw_of(pid, answer)
+                    del answer["raw"]
+                    if isinstance(raw, bytes):
+                        raws[pid] = raw
+                        room -= len(raw)
+                answers[pid] = answer
+        for start in range(0, len(later), size):
+            chunk = later[start:start + size]
+            found = self._batch([partial(get, userId="me", id=pid, format="metadata",
+                                         metadataHeaders=list(LOOKUP_HEADERS)) for pid in chunk], "messages.get")
+            answers.update(zip(chunk, found, strict=True))
+        return answers, raws
+
+    def _note_size(self, provider_id: str, answer: dict[str, Any]) -> None:
+        """What fetch() may download of a looked-up message; of one too large to, it keeps the headers."""
+        try:
+            size = int(answer["sizeEstimate"])
+        except (KeyError, TypeError, ValueError):
+            # No estimate (Gmail always gives one): nothing says it is too large; read it, in a request of its own.
+            self._sizes[provider_id] = BATCH_BYTES
+            return
+        if size > self._max_bytes:
+            log.warning("Gmail message %s is about %s bytes, more than max_message_bytes: only its headers are read",
+                        provider_id, f"{size:,}")
+            self._settled[provider_id] = HeadersOnly(header_block(answer), size)
+        else:
+            self._sizes[provider_id] = size
 
     def _ref(self, msg: dict[str, Any]) -> MessageRef:
         names = {lid: name for lid, name in (self._label_cache or {}).values()}
@@ -470,64 +568,113 @@ class GmailProvider:
     # ------------------------------------------------------------------ reading
 
     def fetch(self, refs: Sequence[MessageRef]) -> Iterator[tuple[MessageRef, bytes | Exception]]:
-        """Raw RFC 822 bytes per message, in order: what the listing's lookups already downloaded, the rest in
-        batches of cfg.batch_size (format=raw, 5 units each). A deleted message comes as MessageGone; so does
-        one the last list_new() listed that is no longer one to process (in Trash or Spam, out of the inbox,
-        labelled processed), with the reason. Any other message is read wherever it is."""
-        size, start = max(1, min(self._cfg.batch_size, 50)), 0
-        while start < len(refs):
-            end, need = start, 0  # the next refs up to `size` that still need downloading
-            while end < len(refs) and need < size:
-                need += not self._held(refs[end].provider_id)
-                end += 1
-            chunk = refs[start:end]
-            missing = [r for r in chunk if not self._held(r.provider_id)]
-            answers: list[Any] = []
+        """Raw RFC 822 bytes per message, in order, batch_size messages at a time.
+
+        A message larger than max_message_bytes (by Gmail's sizeEstimate) is never downloaded: it comes as
+        HeadersOnly, its headers from the lookup. The last list_new()'s lookups gave each listed message's size;
+        any other message is looked up first (messages.get format=metadata, 5 units). The rest is downloaded
+        (format=raw, 5 units each) in batch requests of at most BATCH_BYTES of mail; a larger message goes alone,
+        as a plain request. A deleted message comes as MessageGone; so does one the last list_new() listed that is
+        no longer one to process (in Trash or Spam, out of the inbox, labelled processed), with the reason. Any
+        other message is read wherever it is.
+        """
+        done = 0
+        for chunk in _chunks(refs, max(1, min(self._cfg.batch_size, 50))):
             try:
-                if missing:
-                    get = self._users.messages().get
-                    answers = self._batch([partial(get, userId="me", id=r.provider_id, format="raw")
-                                           for r in missing], "messages.get")
+                self._size_up(chunk)
+                for part in self._download_parts(chunk):
+                    fetched = self._download(part)
+                    for ref in part:
+                        item: bytes | Exception | None = self._settled.pop(ref.provider_id, None)
+                        if item is None:
+                            item = self._downloaded(ref, fetched.pop(ref.provider_id))
+                        self._sizes.pop(ref.provider_id, None)
+                        done += 1
+                        yield ref, item
+                        del item  # handed out: the memory goes with it, not kept through the next download
             except AuthError:
                 raise
-            except MailError as exc:  # the batch endpoint itself is failing: the rest waits for the next cycle
-                for ref in refs[start:]:
-                    held = self._take(ref.provider_id)
-                    yield ref, held if held is not None else exc
+            except MailError as exc:  # Gmail itself is failing: the rest waits for the next cycle
+                yield from self._give_up(refs[done:], exc)
                 return
-            fetched = dict(zip((r.provider_id for r in missing), answers, strict=True))
-            for ref in chunk:
-                held = self._take(ref.provider_id)  # handed out: the memory goes with it
-                yield ref, held if held is not None else self._downloaded(ref, fetched[ref.provider_id])
-            start = end
 
-    def _held(self, provider_id: str) -> bool:
-        return provider_id in self._gone or provider_id in self._prefetched
+    def _size_up(self, refs: Sequence[MessageRef]) -> None:
+        """Look up the messages whose size no lookup has told yet (not listed, or their lookup failed)."""
+        unknown = list(dict.fromkeys(r.provider_id for r in refs
+                                     if r.provider_id not in self._settled and r.provider_id not in self._sizes))
+        for pid in [pid for pid in unknown if self._small.get(pid)]:  # a search found it small: no lookup needed
+            self._sizes[pid] = self._small_bytes
+            unknown.remove(pid)
+        if not unknown:
+            return
+        answers, _ = self._look_up(unknown)
+        for pid, answer in answers.items():
+            if isinstance(answer, MailError):
+                self._settled[pid] = _message_gone(answer)
+            elif (gone := self._no_longer_listed(pid, answer)) is not None:
+                self._settled[pid] = gone
+            else:
+                self._note_size(pid, answer)
 
-    def _take(self, provider_id: str) -> bytes | MessageGone | None:
-        """What the listing already knows about a message: why it is gone, or its raw bytes."""
-        raw = self._prefetched.pop(provider_id, None)
-        return self._gone.pop(provider_id, None) or raw
+    def _download_parts(self, refs: Sequence[MessageRef]) -> Iterator[list[MessageRef]]:
+        """Consecutive runs of refs whose downloads fit in BATCH_BYTES together (or are one message)."""
+        part: list[MessageRef] = []
+        room = BATCH_BYTES
+        for ref in refs:
+            need = 0 if ref.provider_id in self._settled else self._sizes.get(ref.provider_id, BATCH_BYTES)
+            if need > room and any(r.provider_id not in self._settled for r in part):
+                yield part
+                part, room = [], BATCH_BYTES
+            part.append(ref)
+            room -= need
+        if part:
+            yield part
+
+    def _download(self, refs: Sequence[MessageRef]) -> dict[str, Any]:
+        """format=raw for each ref not settled by its lookup: a batch request, or a plain one for a single message
+        (the batch response's parsing would hold several copies of a large one)."""
+        ids = [r.provider_id for r in refs if r.provider_id not in self._settled]
+        get = self._users.messages().get
+        if len(ids) == 1:
+            try:
+                return {ids[0]: self._call(partial(get, userId="me", id=ids[0], format="raw"), "messages.get")}
+            except GmailUnavailable:
+                raise
+            except GmailError as exc:  # this message's own failure, as a batch item's would be
+                return {ids[0]: exc}
+        answers = self._batch([partial(get, userId="me", id=pid, format="raw") for pid in ids], "messages.get")
+        return dict(zip(ids, answers, strict=True))
+
+    def _give_up(self, refs: Sequence[MessageRef], exc: MailError) -> Iterator[tuple[MessageRef, bytes | Exception]]:
+        """The rest of a fetch() when Gmail fails: what lookups settled, else the error (tried again next cycle)."""
+        for ref in refs:
+            settled = self._settled.pop(ref.provider_id, None)
+            yield ref, settled if settled is not None else exc
+
+    def _no_longer_listed(self, provider_id: str, answer: dict[str, Any]) -> MessageGone | None:
+        """Why a message the last list_new() listed is no longer one to process, by the labels of an answer."""
+        if provider_id not in self._listed:
+            return None
+        # a message without labelIds is taken to be in the inbox: never skip one blindly
+        processed = self._label_id(self._labels.processed, create=False)
+        reason = gone_reason(answer.get("labelIds") or ["INBOX"], processed, self._labels.processed)
+        return MessageGone(reason) if reason else None
 
     def _downloaded(self, ref: MessageRef, answer: Any) -> bytes | Exception:
         if isinstance(answer, GmailError) and answer.status == 404:
             return MessageGone(DELETED)
-        if isinstance(answer, dict) and ref.provider_id in self._listed:
-            # a message without labelIds is taken to be in the inbox: never skip one blindly
-            processed = self._label_id(self._labels.processed, create=False)
-            reason = gone_reason(answer.get("labelIds") or ["INBOX"], processed, self._labels.processed)
-            if reason:
-                return MessageGone(reason)
-        return self._raw_of(ref, answer)
+        if isinstance(answer, dict) and (gone := self._no_longer_listed(ref.provider_id, answer)) is not None:
+            return gone
+        return self._raw_of(ref.provider_id, answer)
 
     @staticmethod
-    def _raw_of(ref: MessageRef, answer: Any) -> bytes | Exception:
+    def _raw_of(provider_id: str, answer: Any) -> bytes | Exception:
         if isinstance(answer, Exception):
             return answer
         try:
             return _decode_raw(answer["raw"])
         except (KeyError, TypeError, binascii.Error, ValueError):
-            return GmailError(f"Gmail messages.get returned no raw content for {ref.provider_id}")
+            return GmailError(f"Gmail messages.get returned no raw content for {provider_id}")
 
     def thread(self, thread_id: str) -> list[ThreadMessage]:
         """One threads.get (format=metadata, 10 units): sender, date, DRAFT label and X-Triage-Source per message.
@@ -829,6 +976,18 @@ class GmailProvider:
                 else:
                     found[tid] = answer if isinstance(answer, Exception) else self._parse_thread(answer)
         return found
+
+
+def _chunks(refs: Sequence[MessageRef], size: int) -> Iterator[list[MessageRef]]:
+    """Runs of at most `size` refs, none naming a message twice (what a run's lookups settle is handed out once)."""
+    chunk: list[MessageRef] = []
+    for ref in refs:
+        if len(chunk) == size or any(r.provider_id == ref.provider_id for r in chunk):
+            yield chunk
+            chunk = []
+        chunk.append(ref)
+    if chunk:
+        yield chunk
 
 
 def _message_gone(exc: MailError) -> MailError:

@@ -19,6 +19,7 @@ As strict as Gmail where the bot could otherwise get away with something:
   - Search: `label:` matches a label's name lower-cased with each "/" and each space written as "-" (Gmail's own
     search-box form), or the quoted name; never a label id, and runs of separators are not merged.
     `after:`/`before:` take epoch seconds or YYYY/MM/DD (UTC), `newer_than:` Nd.
+    `larger:`/`smaller:` compare the raw message's length (as sizeEstimate gives it) in bytes, K or M.
   - drafts.create with a threadId joins that thread only when the draft's References/In-Reply-To name a message
     of the thread AND its Subject, decoded, matches a thread message's Subject once leading reply prefixes
     (Re:, RE:, AW:, Fwd:, WG:, SV:) are removed: exactly, so doubled spaces and invisible characters count.
@@ -36,6 +37,7 @@ For tests and benchmarks:
   fake.calls / fake.quota / fake.units   API methods called (batch items one by one), units per method, total
   fake.call_log                  (monotonic time, method, message or thread id(s), units) per API call,
                                  for per-message quota attribution and units-per-minute windows
+  fake.reads                     (message id, format) of each messages.get answered: what was downloaded
   fake.fail_every(3, gerror(429, "rateLimitExceeded", retry_after=1))
                                  a storm: every 3rd API call (batch items included) is refused with that
                                  response, without effect and without spending units; calm() ends it
@@ -195,6 +197,7 @@ class FakeGmail:
         self._window: deque[tuple[datetime, int]] = deque()  # (when, units) of the calls of the last minute
         self._window_units = 0
         self.call_log: list[tuple[float, str, str, int]] = []
+        self.reads: list[tuple[str, str]] = []  # (message id, format) per messages.get answered
         self.refused: Counter[str] = Counter()  # calls a storm refused, per method
         self._storm: tuple[int, Response, re.Pattern[str]] | None = None
         self._storm_count = 0
@@ -252,6 +255,7 @@ class FakeGmail:
             self.calls.clear()
             self.quota.clear()
             self.call_log.clear()
+            self.reads.clear()
             self.refused.clear()
 
     def credentials(self) -> Credentials:
@@ -580,7 +584,7 @@ class FakeGmail:
 
     def _query(self, q: str) -> Any:
         """The search operators the bot uses: in:, label:, newer_than:Nd, after:, before:, is:, rfc822msgid:,
-        each negatable."""
+        larger:/smaller: (bytes, or with K or M; the size is sizeEstimate's), each negatable."""
         tests = []
         for tok in re.finditer(r'(-?)([a-z_0-9]+):("[^"]*"|\S+)|(\S+)', q):
             if tok.group(4):
@@ -611,6 +615,11 @@ class FakeGmail:
         if op == "newer_than" and re.fullmatch(r"\d+d", value):
             cutoff = self._now_ms() - int(value[:-1]) * 86_400_000
             return lambda m: m.internal_date >= cutoff
+        if op in ("larger", "smaller") and (size := re.fullmatch(r"(\d+)([km]?)", value.lower())):
+            edge = int(size.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[size.group(2)]
+            if op == "larger":
+                return lambda m: len(m.raw) > edge
+            return lambda m: len(m.raw) < edge
         if op == "rfc822msgid":
             return lambda m: (m.header("Message-ID") or "").strip("<>") == value.strip("<>")
         raise ValueError(f"the fake does not support the search operator {op}:{value}")
@@ -620,6 +629,7 @@ class FakeGmail:
         if msg is None:
             return gerror(404, "notFound", "Requested entity was not found.")
         fmt = req.arg("format", "full") or "full"
+        self.reads.append((msg.id, fmt))
         return Response(200, self._render(msg, fmt, req.query.get("metadataHeaders")))
 
     def _check_labels(self, add: list[str], remove: list[str]) -> Response | None:

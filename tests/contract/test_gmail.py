@@ -76,8 +76,9 @@ def test_first_sync_lists_unprocessed_inbox_mail_of_the_lookback_window_oldest_f
     assert ids(refs) == new
     assert all("INBOX" in r.labels and r.internal_date is not None for r in refs)
     assert refs[0].internal_date < refs[2].internal_date  # type: ignore[operator]
-    (listing,) = gm.server.requests(r"/messages$")
+    listing, small = gm.server.requests(r"/messages$")
     assert listing.arg("q") == "in:inbox -label:triage-processed newer_than:7d"  # as Gmail's search box writes it
+    assert small.arg("q") == listing.arg("q") + " smaller:262144"  # the ones a lookup may download
     assert "is:unread" not in str(listing.query)
     assert cursors == {}  # nothing stored before checkpoint()
     provider.checkpoint()
@@ -98,7 +99,7 @@ def test_full_sync_reads_every_page(gm: FakeGmail, tmp_path: Path) -> None:
     provider = make_provider(gm, tmp_path)
     refs = provider.list_new(1000)
     assert ids(refs) == all_ids
-    assert gm.calls.count("messages.list") == 2  # 500 + 120
+    assert gm.calls.count("messages.list") == 2 + 2  # 500 + 120, and as many for the search of the small ones
 
 
 def test_incremental_sync_reads_history_and_downloads_each_new_message_once(gm: FakeGmail, tmp_path: Path) -> None:
@@ -115,10 +116,12 @@ def test_incremental_sync_reads_history_and_downloads_each_new_message_once(gm: 
 
     assert ids(refs) == later
     assert "INBOX" in refs[0].labels
-    # History gives ids only: one lookup each, which is also the download fetch() hands out.
-    assert gm.calls == ["history.list", "messages.get", "messages.get"]
+    # History gives ids only: one search finds which are small, then one lookup each, which is also the download
+    # fetch() hands out.
+    assert gm.calls == ["history.list", "messages.list", "messages.get", "messages.get"]
     assert [raw for _, raw in provider.fetch(refs)] == [gm.messages[m].raw for m in later]
-    assert gm.units == 2 + 10
+    assert gm.reads == [(m, "raw") for m in later]
+    assert gm.units == 2 + 5 + 10
     (req,) = gm.server.requests(r"/history$")
     assert req.arg("startHistoryId") == stored
     assert req.query["historyTypes"] == ["messageAdded"] and req.arg("labelId") == "INBOX"
@@ -217,7 +220,7 @@ def test_catch_up_finds_mail_a_person_moved_back_into_the_inbox(gm: FakeGmail, t
     assert gm.calls.count("messages.list") == 0
     newest = gm.add_message(subject="new")
     assert ids(provider.list_new(100)) == [moved, newest]  # cycle 3: the catch-up listing, merged with history
-    assert gm.calls.count("messages.list") == 1
+    assert gm.calls.count("messages.list") == 1 + 1  # and the search of the small ones
     assert gm.calls.count("messages.get") == 2  # one lookup each, which is also its download
     # and a restart with a stored cursor catches up at once
     provider.checkpoint()
@@ -390,7 +393,7 @@ def test_an_uncertain_draft_failure_without_a_source_header_is_not_repeated(gm: 
 def test_fetch_yields_raw_bytes_in_batches_of_the_configured_size(gm: FakeGmail, tmp_path: Path) -> None:
     mids = [gm.add_message(subject=f"m{i}") for i in range(7)]
     provider = make_provider(gm, tmp_path, cfg={"batch_size": 3})
-    refs = [MessageRef(m, gm.messages[m].thread_id) for m in mids]  # a listing's lookups would keep the raw
+    refs = [MessageRef(m, gm.messages[m].thread_id) for m in mids]  # not listed: fetch() looks them up first
     gm.reset_counters()
     before = len(gm.server.requests(r"/batch/"))
 
@@ -398,8 +401,10 @@ def test_fetch_yields_raw_bytes_in_batches_of_the_configured_size(gm: FakeGmail,
 
     assert [r.provider_id for r, _ in got] == mids
     assert all(raw == gm.messages[r.provider_id].raw for r, raw in got)
-    assert len(gm.server.requests(r"/batch/")) - before == 3
-    assert gm.calls == ["messages.get"] * 7 and gm.units == 35
+    # 3 + 3 + 1: lookups and downloads batched, the last download alone as a plain request
+    assert len(gm.server.requests(r"/batch/")) - before == 5
+    assert gm.reads == [(m, f) for start in (0, 3, 6) for f in ("metadata", "raw") for m in mids[start:start + 3]]
+    assert gm.calls == ["messages.get"] * 14 and gm.units == 70
 
 
 def test_a_failing_batch_item_yields_its_own_error_and_a_transient_one_is_retried(gm: FakeGmail,
@@ -407,7 +412,7 @@ def test_a_failing_batch_item_yields_its_own_error_and_a_transient_one_is_retrie
     a, b, c = (gm.add_message(subject=s) for s in "abc")
     sleeps = Sleeps()
     provider = make_provider(gm, tmp_path, sleeps=sleeps)
-    refs = [MessageRef(m, gm.messages[m].thread_id) for m in (a, b, c)]  # a listing's lookups would keep the raw
+    refs = [MessageRef(m, gm.messages[m].thread_id) for m in (a, b, c)]  # not listed: looked up first
     gm.server.fail(rf"/messages/{b}$", gerror(400, "failedPrecondition", "Mail too large"))
     gm.server.fail(rf"/messages/{c}$", gerror(503, "backendError", retry_after=2))
     before = len(gm.server.requests(r"/batch/"))
@@ -416,7 +421,10 @@ def test_a_failing_batch_item_yields_its_own_error_and_a_transient_one_is_retrie
 
     assert got[a] == gm.messages[a].raw and got[c] == gm.messages[c].raw
     assert isinstance(got[b], MailError) and "Mail too large" in str(got[b])
-    assert len(gm.server.requests(r"/batch/")) - before == 2  # c went again, alone, in a second batch
+    # the lookups, c's lookup again, alone, in a second batch, then the downloads of a and c (b's failed lookup
+    # settled it)
+    assert len(gm.server.requests(r"/batch/")) - before == 3
+    assert gm.reads == [(a, "metadata"), (c, "metadata"), (a, "raw"), (c, "raw")]
     assert len(sleeps) == 1 and sleeps[0] >= 2
 
 
