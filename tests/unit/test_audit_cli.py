@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
-
-from bot.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
+DAY = "2026-12-07"  # after the demo mail and the answers demo/answer.py would write
 BREWERY = "<CAKd9vD-brew-20261124-0812@mail.vandijk-brewery.example>"
 
 
@@ -27,30 +28,41 @@ def demo_config(tmp_path: Path) -> str:
     return str(path)
 
 
-def test_show_and_unanswered_on_the_demo(tmp_path: Path, capsys: Any) -> None:
+def bot_on(day: str, cfg: str, *args: str) -> tuple[int, str]:
+    """The bot's command line as a process whose wall clock reads `day` (libfaketime), whatever today is: the demo
+    mail is dated November 2026, and mail dated after the moment the bot reads it counts as arriving then."""
+    import libfaketime
+
+    lib = libfaketime._get_shared_lib("libfaketime.so.1")
+    env = {**os.environ, "LD_PRELOAD": lib, "FAKETIME": f"@{day} 10:00:00", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "run.py"), "--config", cfg, *args], env=env,
+                          capture_output=True, timeout=300)
+    return done.returncode, done.stdout.decode()
+
+
+def test_show_and_unanswered_on_the_demo(tmp_path: Path) -> None:
     cfg = demo_config(tmp_path)
-    assert main(["--config", cfg, "--once"]) == 0
-    capsys.readouterr()
-    assert main(["--config", cfg, "audit", "show", BREWERY.strip("<>")]) == 0
-    story = capsys.readouterr().out
+    assert bot_on(DAY, cfg, "--once")[0] == 0
+    code, story = bot_on(DAY, cfg, "audit", "show", BREWERY.strip("<>"))
+    assert code == 0
     assert "arrived from Pieter van Dijk" in story and "bob@acme-pumps.example answered in this thread" in story
     assert "answered by bob@acme-pumps.example: 1.7 business hours (2.5 h)" in story
-    assert main(["--config", cfg, "audit", "show", "m.hughes@northbridge-water.example"]) == 0
-    story = capsys.readouterr().out
+    code, story = bot_on(DAY, cfg, "audit", "show", "m.hughes@northbridge-water.example")
+    assert code == 0
     assert "draft: " in story and "notify:console: console" in story and "no answer yet" in story
-    assert main(["--config", cfg, "audit", "show", "nobody@nowhere.example"]) == 1
-    capsys.readouterr()
-    assert main(["--config", cfg, "audit", "search", "--unanswered"]) == 0
-    waiting = capsys.readouterr().out
+    assert bot_on(DAY, cfg, "audit", "show", "nobody@nowhere.example")[0] == 1
+    code, waiting = bot_on(DAY, cfg, "audit", "search", "--unanswered")
+    assert code == 0
     assert "m.hughes@northbridge-water.example" in waiting
     brewery = [line for line in waiting.splitlines() if "pieter@vandijk-brewery.example" in line]
     assert brewery and all("Re: CIP" in line for line in brewery)  # the follow-up waits; the first mail was answered
     assert waiting.splitlines()[0].split()[:2] == ["received", "waiting"]  # how long each has waited
     assert max(len(line) for line in waiting.splitlines()) <= 100
-    assert main(["--config", cfg, "audit", "search", "--unanswered", "--format", "json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(rows) == int(waiting.splitlines()[-1].split()[0]) and not any(r["answered_at"] for r in rows)
-    assert main(["--config", cfg, "audit", "search", "--older-than", "2000-01-01"]) == 0  # a date works too
-    assert capsys.readouterr().out.strip().endswith("0 decision(s)")
-    assert main(["--config", cfg, "audit", "search", "--unanswered", "--older-than", "100000h"]) == 0
-    assert capsys.readouterr().out.strip().endswith("0 decision(s)")
+    code, out = bot_on(DAY, cfg, "audit", "search", "--unanswered", "--format", "json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rows) == int(waiting.splitlines()[-1].split()[0])
+    assert not any(r["answered_at"] for r in rows)
+    code, out = bot_on(DAY, cfg, "audit", "search", "--older-than", "2000-01-01")  # a date works too
+    assert code == 0 and out.strip().endswith("0 decision(s)")
+    code, out = bot_on(DAY, cfg, "audit", "search", "--unanswered", "--older-than", "100000h")
+    assert code == 0 and out.strip().endswith("0 decision(s)")
