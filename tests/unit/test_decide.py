@@ -84,3 +84,65 @@ def test_a_person_asking_to_be_unsubscribed_is_never_trashed(cfg: object, catego
     d, _ = decide(cfg, email("Please remove me from your mailing list."), PRE, c, {}, TODAY,  # type: ignore[arg-type]
                   lambda: [], lambda: None)
     assert d.review and d.trash_after_hours is None
+
+
+# ---------------------------------------------------------------- the edges: threshold, away days, empty pools
+
+def test_confidence_exactly_at_the_threshold_is_acted_on_and_just_below_is_reviewed(cfg: object) -> None:
+    threshold = cfg.classify.threshold  # type: ignore[attr-defined]
+    at = Classification("lead", threshold, "en", "offline", person_email="anna@northwind.example")
+    d, turn = decide(cfg, email(), PRE, at, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
+    assert (d.review, d.action) == (False, "draft+assign") and turn is not None
+    below = Classification("lead", threshold - 0.001, "en", "offline", person_email="anna@northwind.example")
+    d, turn = decide(cfg, email(), PRE, below, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
+    assert (d.review, d.action, d.draft, d.assignee, turn) == (True, "review", False, None, None)
+    assert any("below threshold" in r for r in d.reasons)
+
+
+AWAY = {"from": "2026-11-20", "to": "2026-11-23"}  # Alice, first in line, is away Friday to Monday
+
+
+def alice_away(tmp_path: Path) -> object:
+    members = [{"name": "Alice Carter", "email": "alice@acme-pumps.example", "away": [AWAY]},
+               {"name": "Bob Nguyen", "email": "bob@acme-pumps.example"}]
+    return make_config(tmp_path, {"routing": {"pools": {"inside_sales": {"members": members}}}})
+
+
+@pytest.mark.parametrize(("day", "assignee"), [
+    (date(2026, 11, 19), "alice@acme-pumps.example"),   # the day before she leaves
+    (date(2026, 11, 20), "bob@acme-pumps.example"),     # her first day away
+    (date(2026, 11, 23), "bob@acme-pumps.example"),     # her last day away
+    (date(2026, 11, 24), "alice@acme-pumps.example"),   # back
+])
+def test_away_periods_count_their_first_and_last_day(tmp_path: Path, day: date, assignee: str) -> None:
+    d, turn = decide(alice_away(tmp_path), email(), PRE, LEAD, {}, day,  # type: ignore[arg-type]
+                     lambda: [], lambda: None)
+    assert d.assignee is not None and d.assignee.email == assignee
+    assert turn is not None and turn.member == assignee
+
+
+def test_the_owner_of_a_thread_who_is_away_on_their_last_day_does_not_keep_it(tmp_path: Path) -> None:
+    d, _ = decide(alice_away(tmp_path), email(), PRE, LEAD, {}, date(2026, 11, 23),  # type: ignore[arg-type]
+                  lambda: [], lambda: ("alice@acme-pumps.example", "thread"))
+    assert d.assignee is not None and d.assignee.email == "bob@acme-pumps.example"
+    assert not any("stays with" in r for r in d.reasons)
+
+
+def test_a_language_pool_all_away_falls_back_to_the_default_pool(tmp_path: Path) -> None:
+    away = [{"name": n, "email": f"{n.lower()}@acme-pumps.example", "away": [AWAY]} for n in ("Dieter", "Eva")]
+    cfg = make_config(tmp_path, {"routing": {"pools": {"dach": {"members": away}}}})
+    german = Classification("lead", 0.95, "de", "offline", person_email="anna@northwind.example")
+    d, turn = decide(cfg, email(), PRE, german, {}, TODAY, lambda: [], lambda: None)
+    assert (d.action, d.pool) == ("draft+assign", "inside_sales")
+    assert d.assignee is not None and d.assignee.email == "alice@acme-pumps.example"
+    assert turn is not None and turn.pool == "inside_sales"
+    assert any("dach all away" in r for r in d.reasons)
+
+
+def test_with_every_pool_it_could_go_to_away_the_lead_is_reviewed_not_dropped(tmp_path: Path) -> None:
+    away = [{"name": "Alice Carter", "email": "alice@acme-pumps.example", "away": [AWAY]}]
+    cfg = make_config(tmp_path, {"routing": {"pools": {"inside_sales": {"members": away}}}})
+    d, turn = decide(cfg, email(), PRE, LEAD, {}, TODAY, lambda: [], lambda: None)
+    assert (d.review, d.action, d.draft, d.assignee, turn) == (True, "review", False, None, None)
+    assert any("nobody available to assign" in r for r in d.reasons)
+    assert any("everyone in inside_sales is away" in r for r in d.reasons)
