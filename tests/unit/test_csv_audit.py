@@ -1,0 +1,36 @@
+"""The local audit CSV: cells taken from mail never start like a spreadsheet formula, and read back as they were."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.adapters.csv_audit import CsvAuditSink
+from bot.escape import sheet_cell_text
+
+HOSTILE = {"subject": "=HYPERLINK(\"http://evil.example\",\"open\")", "from_name": "+49 30 1234",
+           "reasons": "-1+cmd|' /C calc'!A0", "summary": "@SUM(A1:A9)", "company": "\tAcme & Co"}
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def row(provider_id: str, **fields: str) -> dict[str, str]:
+    return {"provider_id": provider_id, "message_id": f"<{provider_id}@prospect.example>", "category": "lead",
+            **fields}
+
+
+def test_cells_from_mail_are_written_as_text_not_formulas_and_read_back_unchanged(tmp_path: Path) -> None:
+    sink = CsvAuditSink(tmp_path / "audit.csv")
+    sink.write([row("m1", **HOSTILE)], retry=False)
+    [line] = sink.read()
+    for field, text in HOSTILE.items():
+        assert line[field] == "'" + text
+        assert sheet_cell_text(line[field]) == text
+    assert not any(cell.startswith(FORMULA_START) for cell in line.values())
+
+
+def test_a_field_filled_in_later_is_escaped_too(tmp_path: Path) -> None:
+    sink = CsvAuditSink(tmp_path / "audit.csv")
+    sink.write([row("m1"), row("m2")], retry=False)
+    assert sink.update([{"provider_id": "m2", "notification": "=IMPORTXML(\"http://evil.example\")"}]) == set()
+    first, second = sink.read()
+    assert first["notification"] == ""
+    assert second["notification"] == "'=IMPORTXML(\"http://evil.example\")"
