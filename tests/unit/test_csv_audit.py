@@ -44,3 +44,34 @@ def test_rows_read_back_exactly_as_written_whatever_the_text(tmp_path: Path) -> 
     assert (tmp_path / "audit.csv").read_bytes().startswith(b"\xef\xbb\xbfprocessed_at,")  # the BOM Excel needs
     [line] = sink.read()
     assert {k: line[k] for k in written} == written
+
+
+def test_appends_and_updates_keep_every_column_and_the_byte_order_mark(tmp_path: Path) -> None:
+    sink = CsvAuditSink(tmp_path / "audit.csv")
+    sink.write([row("m1", processed_at="2026-11-23T09:00:00+00:00")], retry=False)
+    sink.write([row("m2", processed_at="2026-11-23T09:05:00+00:00")], retry=False)
+    assert [r["processed_at"] for r in sink.read()] == ["2026-11-23T09:00:00+00:00", "2026-11-23T09:05:00+00:00"]
+    sink.update([{"provider_id": "m1", "notification": "sent to bob@acme-pumps.example"}])
+    raw = (tmp_path / "audit.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfprocessed_at,") and raw.count(b"\xef\xbb\xbf") == 1
+    header = raw.decode("utf-8-sig").splitlines()[0].split(",")
+    assert header.count("processed_at") == 1
+    first, second = sink.read()
+    assert (first["processed_at"], first["notification"]) == ("2026-11-23T09:00:00+00:00",
+                                                              "sent to bob@acme-pumps.example")
+    assert second["processed_at"] == "2026-11-23T09:05:00+00:00"
+
+
+def test_an_update_of_an_older_file_adds_the_missing_columns_and_one_that_matches_nothing_changes_nothing(
+        tmp_path: Path) -> None:
+    path = tmp_path / "audit.csv"
+    path.write_text("processed_at,provider_id,subject\r\n2026-11-01T08:00:00+00:00,m0,Old\r\n", encoding="utf-8")
+    sink = CsvAuditSink(path)
+    before = path.read_bytes()
+    assert sink.update([{"provider_id": "m9", "notification": "sent"}]) == {"m9"}
+    assert path.read_bytes() == before
+    assert sink.update([{"provider_id": "m0", "notification": "sent"}]) == set()
+    header = path.read_text(encoding="utf-8-sig").splitlines()[0].split(",")
+    assert header[:3] == ["processed_at", "provider_id", "subject"] and "notification" in header
+    [line] = sink.read()
+    assert (line["provider_id"], line["subject"], line["notification"]) == ("m0", "Old", "sent")
