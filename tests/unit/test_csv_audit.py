@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
+
+import pytest
 
 from bot.adapters.csv_audit import CsvAuditSink
 from bot.escape import sheet_cell_text
@@ -75,3 +79,33 @@ def test_an_update_of_an_older_file_adds_the_missing_columns_and_one_that_matche
     assert header[:3] == ["processed_at", "provider_id", "subject"] and "notification" in header
     [line] = sink.read()
     assert (line["provider_id"], line["subject"], line["notification"]) == ("m0", "Old", "sent")
+
+
+def test_fields_a_row_lacks_are_empty_and_an_empty_file_gets_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "audit.csv"
+    path.touch()  # created by hand, or left empty by a first write that failed
+    sink = CsvAuditSink(path)
+    sink.write([row("m1")], retry=False)
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfprocessed_at,")
+    [line] = sink.read()
+    assert line["provider_id"] == "m1" and line["assignee"] == "" and line["confidence"] == ""
+
+
+def test_an_update_before_any_row_was_written_reports_every_row_missing(tmp_path: Path) -> None:
+    sink = CsvAuditSink(tmp_path / "audit.csv")
+    assert sink.update([{"provider_id": "m1", "notification": "sent"}]) == {"m1"}
+    assert not (tmp_path / "audit.csv").exists()
+
+
+def test_a_short_write_on_a_full_disk_leaves_whole_rows_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = CsvAuditSink(tmp_path / "audit.csv")
+    sink.write([row("m1")], retry=False)
+    before = (tmp_path / "audit.csv").read_bytes()
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[: len(data) // 2]))
+    with pytest.raises(OSError) as err:
+        sink.write([row("m2"), row("m3")], retry=False)
+    assert err.value.errno == errno.ENOSPC and err.value.strerror == os.strerror(errno.ENOSPC)
+    monkeypatch.undo()
+    assert (tmp_path / "audit.csv").read_bytes() == before
+    assert [r["provider_id"] for r in sink.read()] == ["m1"]
