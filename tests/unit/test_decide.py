@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.decide import decide
+from bot.decide import decide, prefilter_classification
 from bot.mime import parse_email
 from bot.models import Classification, PrefilterResult
 from bot.ports import ThreadMessage
@@ -146,3 +146,10 @@ def test_with_every_pool_it_could_go_to_away_the_lead_is_reviewed_not_dropped(tm
     assert (d.review, d.action, d.draft, d.assignee, turn) == (True, "review", False, None, None)
     assert any("nobody available to assign" in r for r in d.reasons)
     assert any("everyone in inside_sales is away" in r for r in d.reasons)
+
+
+def test_a_deciding_prefilter_rule_stands_for_a_certain_classification_that_names_it() -> None:
+    c = prefilter_classification(PrefilterResult("category", "marketing_domain", "newsletter", "mailchimp.example"))
+    assert (c.category, c.confidence, c.language, c.classifier, c.reasons) == (
+        "newsletter", 1.0, None, "prefilter:marketing_domain", ("mailchimp.example",))
+    assert prefilter_classification(PrefilterResult("category", "odd", None, "no category")).category == "other"

@@ -37,11 +37,12 @@ def test_overlong_cell_is_cut_to_the_sheets_limit() -> None:
     cell = sheet_cell("x" * (SHEET_CELL_MAX + 10))
     assert len(cell) == SHEET_CELL_MAX
     assert cell.endswith("…")
+    assert sheet_cell("x" * SHEET_CELL_MAX) == "x" * SHEET_CELL_MAX  # exactly at the limit: kept whole
 
 
 @pytest.mark.parametrize(("text", "cell"), [
     ("'=", "''="), ("'=SUM(A1)", "''=SUM(A1)"), ("'+49", "''+49"), ("''-1", "'''-1"),
-    ("'", "'"), ("'quoted", "'quoted"), ("=1", "'=1"),
+    ("'", "'"), ("'quoted", "'quoted"), ("=1", "'=1"), ("X=Y", "X=Y"), ("X'=Y", "X'=Y"),
 ])
 def test_text_that_starts_with_quotes_reads_back_as_it_was(text: str, cell: str) -> None:
     assert sheet_cell(text) == cell
