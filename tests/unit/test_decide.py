@@ -96,6 +96,7 @@ def test_confidence_exactly_at_the_threshold_is_acted_on_and_just_below_is_revie
     below = Classification("lead", threshold - 0.001, "en", "offline", person_email="anna@northwind.example")
     d, turn = decide(cfg, email(), PRE, below, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
     assert (d.review, d.action, d.draft, d.assignee, turn) == (True, "review", False, None, None)
+    assert d.notify is False and d.crm is False and d.trash_after_hours is None  # recorded as a plain no
     assert any("below threshold" in r for r in d.reasons)
 
 
