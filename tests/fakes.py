@@ -44,13 +44,15 @@ class _Faults:
 
     def __init__(self) -> None:
         self.down = False  # an outage: every call fails
+        self.retries: list[tuple[str, bool]] = []  # (provider id, retry flag) of every call, in order
         self._faults: dict[str, list[tuple[BaseException, bool]]] = {}
 
     def fail(self, provider_id: str, exc: BaseException, times: int = 1, after: bool = False) -> None:
         """The next `times` calls about this mail raise `exc` (after doing their work, with after=True)."""
         self._faults.setdefault(provider_id, []).extend([(exc, after)] * times)
 
-    def _fault(self, provider_id: str, outage: str) -> tuple[BaseException, bool] | None:
+    def _fault(self, provider_id: str, retry: bool, outage: str) -> tuple[BaseException, bool] | None:
+        self.retries.append((provider_id, retry))
         if self.down:
             raise SinkUnavailable(outage)
         queued = self._faults.get(provider_id)
@@ -69,7 +71,7 @@ class FakeNotifier(_Faults):
         self.sent: list[dict[str, Any]] = []
 
     def notify(self, payload: dict[str, Any], retry: bool) -> str:
-        lost = self._fault(payload["provider_id"], "chat is down")
+        lost = self._fault(payload["provider_id"], retry, "chat is down")
         if retry and any(p["provider_id"] == payload["provider_id"] for p in self.sent):
             return "already sent"
         self.sent.append(dict(payload))
@@ -91,7 +93,7 @@ class FakeCrm(_Faults):
         email = str(payload.get("email") or "").strip().lower()
         if "@" not in email:
             raise ValueError("a CRM lead needs the sender's email address")
-        lost = self._fault(payload["provider_id"], "crm is down")
+        lost = self._fault(payload["provider_id"], retry, "crm is down")
         contact = self.contacts.setdefault(email, {"id": f"c{len(self.contacts) + 1}", "notes": [], "mails": [],
                                                    "note_texts": []})
         if not (retry and payload["provider_id"] in contact["mails"]):

@@ -175,4 +175,5 @@ def test_an_owners_turn_queues_behind_everyone_in_their_pool_even_outside_the_po
     assert (got[1].pool, got[1].turn, got[1].joined) == ("sales", 8, ("c@acme-pumps.example",))  # c queues at 7
     got = stay_with(cfg, "d@acme-pumps.example", english, {}, date(2026, 11, 23), "x")  # only in dach
     assert got is not None and got[0].assignee is not None and got[0].assignee.email == "d@acme-pumps.example"
+    assert got[0].pool == "dach" and got[0].reason == "pool dach (x)"
     assert (got[1].pool, got[1].turn, got[1].joined) == ("dach", 2, ("d@acme-pumps.example",))
