@@ -82,6 +82,7 @@ CORE = (
 EQUIVALENT: dict[tuple[str, str], str] = {}
 
 KILLED = {"killed", "timeout", "caught by type check"}  # a crash by timeout is a failing test too
+SURVIVED_CODES = (0, 5, 33)  # mutmut's exit codes for "survived" and "no tests"
 
 
 def run_mutmut(patterns: list[str], workers: int) -> int:
@@ -104,6 +105,22 @@ def results() -> dict[str, str]:
         for name, code in data.get("exit_code_by_key", {}).items():
             found[name] = status_by_exit_code[code] if code is not None else "not checked"
     return found
+
+
+def recheck_survivors(modules: tuple[Module, ...]) -> int:
+    """Forget the verdict on surviving mutants of these modules, so the next run judges them with the tests as they
+    are now (mutmut re-runs a mutant when its function changes, not when a test is added). Returns how many."""
+    patterns = [p for m in modules for p in m.patterns()]
+    forgotten = 0
+    for meta in (ROOT / "mutants").rglob("*.py.meta"):
+        data = json.loads(meta.read_text())
+        codes = data.get("exit_code_by_key", {})
+        for name, code in codes.items():
+            if code in SURVIVED_CODES and any(fnmatch.fnmatchcase(name, p) for p in patterns):
+                codes[name] = None
+                forgotten += 1
+        meta.write_text(json.dumps(data))
+    return forgotten
 
 
 def diff_of(name: str) -> str:
@@ -152,8 +169,12 @@ def main() -> int:
     ap.add_argument("--report-only", action="store_true", help="print the last results without running")
     ap.add_argument("--markdown", type=Path, help="also write the report to this file")
     ap.add_argument("--workers", type=int, default=2, help="test processes at a time (default 2)")
+    ap.add_argument("--recheck-survivors", action="store_true",
+                    help="judge the last run's surviving mutants again (after adding tests)")
     args = ap.parse_args()
     modules = tuple(m for m in CORE if not args.module or any(m.name.startswith(p) for p in args.module))
+    if args.recheck_survivors and not args.report_only and (ROOT / "mutants").is_dir():
+        print(f"{recheck_survivors(modules)} surviving mutants will be judged again", flush=True)
     if not args.report_only:
         started = time.monotonic()
         code = run_mutmut([p for m in modules for p in m.patterns()], args.workers)
