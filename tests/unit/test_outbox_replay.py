@@ -46,11 +46,15 @@ def test_a_call_that_did_its_work_but_failed_is_replayed_as_a_retry_and_not_done
 
 
 @pytest.mark.parametrize("sink", ["crm", "notifier"])
-def test_the_outbox_keeps_its_order_behind_an_item_that_failed(tmp_path: Path, sink: str) -> None:
+def test_the_outbox_keeps_its_order_behind_an_item_that_failed(tmp_path: Path, sink: str,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
     bot = Bot(tmp_path)
     pids = [bot.mail.add(raw_mail(f"{LEAD} #{i}", sender=f"P{i} <p{i}@prospect{i}.example>")) for i in range(3)]
     getattr(bot, sink).fail(pids[1], SinkUnavailable("503 from the service"))
-    bot.cycle()
+    report = bot.cycle()
+    name = "crm:fake" if sink == "crm" else "notify:fake"
+    assert report.errors == {name: 1}  # the status and metrics name the sink that failed
+    assert f"{name} unavailable, its queue waits for the next cycle: 503 from the service" in caplog.text
 
     def delivered() -> list[str]:
         if sink == "notifier":
