@@ -109,3 +109,41 @@ def test_a_short_write_on_a_full_disk_leaves_whole_rows_only(tmp_path: Path, mon
     monkeypatch.undo()
     assert (tmp_path / "audit.csv").read_bytes() == before
     assert [r["provider_id"] for r in sink.read()] == ["m1"]
+
+
+def test_the_file_is_private_and_appends_append(tmp_path: Path) -> None:
+    path = tmp_path / "audit.csv"
+    sink = CsvAuditSink(path)
+    sink.write([row("m1")], retry=False)
+    assert path.stat().st_mode & 0o777 == 0o600  # mail content: readable by the bot's user only
+    inode = path.stat().st_ino
+    sink.write([row("m2")], retry=False)
+    assert path.stat().st_ino == inode  # appended to, not rewritten
+    sink.write([row("m2")], retry=False)  # only a retry looks for rows already there (a read of the whole file)
+    assert [r["provider_id"] for r in sink.read()] == ["m1", "m2", "m2"]
+
+
+def test_an_update_keeps_line_breaks_in_fields_and_cells_typed_past_the_last_column(tmp_path: Path) -> None:
+    path = tmp_path / "audit.csv"
+    sink = CsvAuditSink(path)
+    sink.write([row("m1", summary="first line\r\nsecond line")], retry=False)
+    with open(path, "a", encoding="utf-8", newline="") as fh:
+        fh.write(",".join(["x"] * 4) + ",m9," + ",".join([""] * 40) + ",a note typed past the last column\r\n")
+    assert sink.update([{"provider_id": "m1", "notification": "sent"}]) == set()
+    first, typed = sink.read()
+    assert (first["summary"], first["notification"]) == ("first line\r\nsecond line", "sent")
+    assert typed["provider_id"] == "m9"
+
+
+def test_an_update_on_a_full_disk_leaves_the_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "audit.csv"
+    sink = CsvAuditSink(path)
+    sink.write([row("m1")], retry=False)
+    before = path.read_bytes()
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[: len(data) // 2]))
+    with pytest.raises(OSError) as err:
+        sink.update([{"provider_id": "m1", "notification": "sent"}])
+    assert err.value.errno == errno.ENOSPC and err.value.strerror == os.strerror(errno.ENOSPC)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
