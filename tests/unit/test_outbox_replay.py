@@ -54,7 +54,8 @@ def test_the_outbox_keeps_its_order_behind_an_item_that_failed(tmp_path: Path, s
     report = bot.cycle()
     name = "crm:fake" if sink == "crm" else "notify:fake"
     assert report.errors == {name: 1}  # the status and metrics name the sink that failed
-    assert f"{name} unavailable, its queue waits for the next cycle: 503 from the service" in caplog.text
+    assert f"{name} unavailable, its queue waits for the next cycle: 503 from the service" in \
+        [r.getMessage() for r in caplog.records]
 
     def delivered() -> list[str]:
         if sink == "notifier":
@@ -78,3 +79,23 @@ def test_one_ping_that_always_fails_ends_recorded_as_failed_while_the_others_go_
     assert [p["provider_id"] for p in bot.notifier.sent] == [pids[0], pids[2]]
     assert bot.ledger.outbox_result(pids[1], "notify:") == "failed: ValueError: no such channel"
     assert sorted(c["mails"][0] for c in bot.crm.contacts.values()) == sorted(pids)  # the CRM is not held up
+
+
+def test_an_outage_longer_than_max_attempts_never_gives_up_a_ping(tmp_path: Path) -> None:
+    bot = Bot(tmp_path, {"poll": {"max_attempts": 2}})
+    pid = bot.mail.add(raw_mail(LEAD))
+    bot.notifier.fail(pid, SinkUnavailable("chat is down"), times=5)
+    for _ in range(5):
+        bot.cycle()
+        assert bot.ledger.outbox_result(pid, "notify:") == "queued (SinkUnavailable: chat is down)"
+    bot.cycle()
+    assert [p["provider_id"] for p in bot.notifier.sent] == [pid]
+
+
+def test_the_reason_a_ping_was_given_up_is_kept_to_500_characters(tmp_path: Path) -> None:
+    bot = Bot(tmp_path, {"poll": {"max_attempts": 1}})
+    pid = bot.mail.add(raw_mail(LEAD))
+    bot.notifier.fail(pid, ValueError("x" * 600))
+    bot.cycle()
+    result = bot.ledger.outbox_result(pid, "notify:")
+    assert result.startswith("failed: ValueError: xxx") and len(result) == 500
