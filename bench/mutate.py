@@ -90,6 +90,8 @@ EQUIVALENT: dict[tuple[str, str], str] = {
                        'of a name'): _CODEC,
     (_CSV + "_header", 'with open(self.path, newline=None, encoding="utf-8-sig") as fh:  # -sig: the BOM is no '
                        'part of a name'): "the header row is field names: no line break inside a field to translate",
+    (_CSV + "_header", 'with open(self.path, encoding="utf-8-sig") as fh:  # -sig: the BOM is no part of a name'):
+        "the header row is field names: no line break inside a field to translate",
     (_CSV + "_read_all", 'with open(self.path, newline="", encoding="UTF-8-SIG") as fh:'): _CODEC,
     (_CSV + "read", 'with open(self.path, newline="", encoding="UTF-8-SIG") as fh:'): _CODEC,
     (_CSV + "_rewrite", 'data = buf.getvalue().encode("UTF-8-SIG" if self._has_bom() else "utf-8")  # the BOM '

@@ -80,10 +80,10 @@ class CsvAuditSink:
         return set(wanted) - found
 
     def _header(self) -> list[str] | None:
-        if not self.path.exists() or self.path.stat().st_size == 0:
+        if not self.path.exists():
             return None
         with open(self.path, newline="", encoding="utf-8-sig") as fh:  # -sig: the BOM is no part of a name
-            return next(csv.reader(fh), None)
+            return next(csv.reader(fh), None)  # None for an empty file too
 
     def _read_all(self) -> tuple[list[str], list[dict[str, str]]]:
         if not self.path.exists():
