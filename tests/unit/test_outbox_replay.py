@@ -67,7 +67,8 @@ def test_the_outbox_keeps_its_order_behind_an_item_that_failed(tmp_path: Path, s
     assert delivered() == pids
 
 
-def test_one_ping_that_always_fails_ends_recorded_as_failed_while_the_others_go_out(tmp_path: Path) -> None:
+def test_one_ping_that_always_fails_ends_recorded_as_failed_while_the_others_go_out(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     bot = Bot(tmp_path, {"poll": {"max_attempts": 3}})
     pids = [bot.mail.add(raw_mail(f"{LEAD} #{i}", sender=f"P{i} <p{i}@prospect{i}.example>")) for i in range(3)]
     bot.notifier.fail(pids[1], ValueError("no such channel"), times=99)
@@ -78,6 +79,8 @@ def test_one_ping_that_always_fails_ends_recorded_as_failed_while_the_others_go_
     bot.cycle()
     assert [p["provider_id"] for p in bot.notifier.sent] == [pids[0], pids[2]]
     assert bot.ledger.outbox_result(pids[1], "notify:") == "failed: ValueError: no such channel"
+    assert f"notify:fake: gave up on {pids[1]} after 3 attempts: ValueError: no such channel" in \
+        [r.getMessage() for r in caplog.records]
     assert sorted(c["mails"][0] for c in bot.crm.contacts.values()) == sorted(pids)  # the CRM is not held up
 
 
