@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.decide import decide, prefilter_classification
+from bot.decide import decide, describe_actions, prefilter_classification
 from bot.mime import parse_email
-from bot.models import Classification, PrefilterResult
+from bot.models import Classification, Decision, Person, PrefilterResult
 from bot.ports import ThreadMessage
 from tests.fakes import make_config
 
@@ -154,3 +154,28 @@ def test_a_deciding_prefilter_rule_stands_for_a_certain_classification_that_name
     assert (c.category, c.confidence, c.language, c.classifier, c.reasons) == (
         "newsletter", 1.0, None, "prefilter:marketing_domain", ("mailchimp.example",))
     assert prefilter_classification(PrefilterResult("category", "odd", None, "no category")).category == "other"
+
+
+# ---------------------------------------------------------------- the actions as the audit row and dry runs list them
+
+DRAFTED = Decision("lead", False, "draft+assign", ("Triage/Processed", "Triage/Lead"), archive=True, draft=True,
+                   trash_after_hours=None, notify=True, crm=True, assignee=Person("alice@acme-pumps.example", "Alice"))
+TRASHED = Decision("spam", False, "trash_later", ("Triage/Processed", "Triage/Spam"), archive=True, draft=False,
+                   trash_after_hours=72.0, notify=False, crm=False)
+
+
+def test_the_actions_of_a_decision_are_listed_in_the_order_they_happen() -> None:
+    assert describe_actions(DRAFTED, ["slack", "console"], ["hubspot"]) == [
+        "draft reply", "assign alice@acme-pumps.example", "label Triage/Processed + Triage/Lead", "archive",
+        "notify slack, console", "crm upsert hubspot"]
+    assert describe_actions(DRAFTED)[-2:] == ["notify", "crm upsert"]  # sinks unknown: said without names
+    assert describe_actions(TRASHED, ["slack"], ["hubspot"]) == ["label Triage/Processed + Triage/Spam", "archive",
+                                                                "trash after 72h"]
+
+
+def test_a_ping_or_upsert_no_sink_would_make_is_left_out() -> None:
+    assert describe_actions(DRAFTED, [], []) == ["draft reply", "assign alice@acme-pumps.example",
+                                                 "label Triage/Processed + Triage/Lead", "archive"]
+    kept_in_inbox = Decision("lead", True, "review", ("Triage/Processed", "Triage/Review"), archive=False,
+                             draft=False, trash_after_hours=None, notify=False, crm=False)
+    assert describe_actions(kept_in_inbox, ["slack"], ["hubspot"]) == ["label Triage/Processed + Triage/Review"]
