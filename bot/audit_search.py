@@ -97,7 +97,8 @@ def _waiting(ledger: Ledger, arrived_before: datetime | None) -> dict[str, dict[
     return unanswered(ledger, now, (now - arrived_before).total_seconds() / 3600 if arrived_before else 0.0)
 
 
-def write(rows: list[dict[str, Any]], fmt: str, out: TextIO = sys.stdout, unanswered: bool = False) -> None:
+def write(rows: list[dict[str, Any]], fmt: str, out: TextIO | None = None, unanswered: bool = False) -> None:
+    out = out or sys.stdout  # looked up at call time: a redirected stdout is honoured
     if fmt == "json":
         for r in rows:
             out.write(json.dumps({k: r.get(k, "") for k in AUDIT_FIELDS}, ensure_ascii=False) + "\n")

@@ -21,7 +21,7 @@ def sheet_cell(value: Any, limit: int = SHEET_CELL_MAX) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # a number cannot carry a formula; "-0.5" stays readable
     text = str(value)
-    if text.startswith(_FORMULA_START):
+    if _guarded(text):
         text = "'" + text
     if len(text) > limit:
         text = text[: limit - 1] + "…"
@@ -30,9 +30,13 @@ def sheet_cell(value: Any, limit: int = SHEET_CELL_MAX) -> str:
 
 def sheet_cell_text(cell: str) -> str:
     """The text sheet_cell() was given, read back from a cell (undoes the formula guard)."""
-    if cell.startswith("'") and cell[1:].startswith(_FORMULA_START):
-        return cell[1:]
-    return cell
+    return cell[1:] if cell.startswith("'") and _guarded(cell[1:]) else cell
+
+
+def _guarded(text: str) -> bool:
+    """Text that gets the quote prefix: formula-like, or quotes already followed by something formula-like (else
+    reading "'=" back could not tell it from a guarded "=" and would drop the quote)."""
+    return text.lstrip("'").startswith(_FORMULA_START)
 
 
 def slack_text(value: Any) -> str:

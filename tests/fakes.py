@@ -39,36 +39,69 @@ class FakeAuditSink:
         return missing
 
 
-class FakeNotifier:
+class _Faults:
+    """Failures set up for single mails: `after` means the call did its work and then failed (a lost response)."""
+
+    def __init__(self) -> None:
+        self.down = False  # an outage: every call fails
+        self.retries: list[tuple[str, bool]] = []  # (provider id, retry flag) of every call, in order
+        self._faults: dict[str, list[tuple[BaseException, bool]]] = {}
+
+    def fail(self, provider_id: str, exc: BaseException, times: int = 1, after: bool = False) -> None:
+        """The next `times` calls about this mail raise `exc` (after doing their work, with after=True)."""
+        self._faults.setdefault(provider_id, []).extend([(exc, after)] * times)
+
+    def _fault(self, provider_id: str, retry: bool, outage: str) -> tuple[BaseException, bool] | None:
+        self.retries.append((provider_id, retry))
+        if self.down:
+            raise SinkUnavailable(outage)
+        queued = self._faults.get(provider_id)
+        fault = queued.pop(0) if queued else None
+        if fault is not None and not fault[1]:
+            raise fault[0]
+        return fault
+
+
+class FakeNotifier(_Faults):
+    """Like the Slack adapter: a ping is posted on every call; with retry=True an earlier post of it is kept."""
+
     def __init__(self, name: str = "fake") -> None:
+        super().__init__()
         self.name = name
         self.sent: list[dict[str, Any]] = []
-        self.down = False
 
     def notify(self, payload: dict[str, Any], retry: bool) -> str:
-        if self.down:
-            raise SinkUnavailable("chat is down")
+        lost = self._fault(payload["provider_id"], retry, "chat is down")
         if retry and any(p["provider_id"] == payload["provider_id"] for p in self.sent):
             return "already sent"
         self.sent.append(dict(payload))
+        if lost:
+            raise lost[0]
         return f"sent to {payload['assignee_email']}"
 
 
-class FakeCrm:
+class FakeCrm(_Faults):
+    """Like the HubSpot adapter: one contact per address (any case); every call adds the mail's note, except that
+    with retry=True a note the mail already has is not added again."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.name = "fake"
         self.contacts: dict[str, dict[str, Any]] = {}
-        self.down = False
 
     def upsert_lead(self, payload: dict[str, Any], retry: bool) -> str:
-        if self.down:
-            raise SinkUnavailable("crm is down")
-        contact = self.contacts.setdefault(payload["email"], {"id": f"c{len(self.contacts) + 1}", "notes": [],
-                                                              "mails": []})
-        if payload["provider_id"] not in contact["mails"]:
+        email = str(payload.get("email") or "").strip().lower()
+        if "@" not in email:
+            raise ValueError("a CRM lead needs the sender's email address")
+        lost = self._fault(payload["provider_id"], retry, "crm is down")
+        contact = self.contacts.setdefault(email, {"id": f"c{len(self.contacts) + 1}", "notes": [], "mails": [],
+                                                   "note_texts": []})
+        if not (retry and payload["provider_id"] in contact["mails"]):
             contact["mails"].append(payload["provider_id"])
             contact["notes"].append(payload["message_id"])
-            contact["note_texts"] = [*contact.get("note_texts", []), payload["note"]]
+            contact["note_texts"].append(payload["note"])
+        if lost:
+            raise lost[0]
         return str(contact["id"])
 
 

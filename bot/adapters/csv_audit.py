@@ -7,6 +7,7 @@ spreadsheet program are kept; a file from before the later audit columns gets th
 
 from __future__ import annotations
 
+import codecs
 import csv
 import errno
 import io
@@ -74,20 +75,20 @@ class CsvAuditSink:
             if change is not None:
                 line.update({k: sheet_cell(v) for k, v in change.items() if k in AUDIT_FIELDS})
                 found.add(row_key(line))
-        if found or not set(AUDIT_FIELDS) <= set(header):
+        if found:  # header holds every field by now: a file from an older version gains the missing columns
             self._rewrite(header, lines)
         return set(wanted) - found
 
     def _header(self) -> list[str] | None:
-        if not self.path.exists() or self.path.stat().st_size == 0:
+        if not self.path.exists():
             return None
-        with open(self.path, newline="", encoding="utf-8") as fh:
-            return next(csv.reader(fh), None)
+        with open(self.path, newline="", encoding="utf-8-sig") as fh:  # -sig: the BOM is no part of a name
+            return next(csv.reader(fh), None)  # None for an empty file too
 
     def _read_all(self) -> tuple[list[str], list[dict[str, str]]]:
         if not self.path.exists():
             return list(AUDIT_FIELDS), []
-        with open(self.path, newline="", encoding="utf-8") as fh:
+        with open(self.path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             lines = list(reader)
             header = list(reader.fieldnames or AUDIT_FIELDS)
@@ -102,7 +103,7 @@ class CsvAuditSink:
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            data = buf.getvalue().encode("utf-8")
+            data = buf.getvalue().encode("utf-8-sig" if self._has_bom() else "utf-8")  # the BOM stays as it was
             if os.write(fd, data) != len(data):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             os.fsync(fd)
@@ -110,6 +111,11 @@ class CsvAuditSink:
             os.close(fd)
         os.replace(tmp, self.path)
         return header
+
+    def _has_bom(self) -> bool:
+        """Whether the (existing) file starts with a byte-order mark: a rewrite keeps it, or keeps it out."""
+        with open(self.path, "rb") as fh:
+            return fh.read(3) == codecs.BOM_UTF8
 
     def read(self) -> list[dict[str, str]]:
         if not self.path.exists():

@@ -12,19 +12,8 @@ from bot.adapters.hubspot import HubspotCrm
 from bot.config import HubspotConfig
 from bot.ports import SinkUnavailable
 from tests.contract.fake_hubspot import FakeHubspot
+from tests.contract.sink_contract import CrmContract, lead
 from tests.httpfake import FakeServer, Response
-
-
-def lead(n: int = 1, **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "provider_id": f"m{n}", "message_id": f"<lead{n}@customer.example>", "email": "Jane.Buyer@Customer.example",
-        "first_name": "Jane",
-        "last_name": "Buyer", "company": "Customer GmbH", "company_domain": "customer.example", "language": "de",
-        "subject": "Quote for 40 pumps", "note": f"Quote for 40 pumps\n\nHello, we need 40 pumps (mail {n}).",
-        "owner_id": "9001", "lead_source": "shared inbox", "received_at": "2026-03-02T09:15:00+00:00",
-    }
-    base.update(fields)
-    return base
 
 
 class RecordingSession(requests.Session):
@@ -208,3 +197,24 @@ def test_retry_within_one_call_does_not_recreate_a_company_the_index_cannot_see_
     (company,) = env.fake.of("companies")
     assert env.fake.linked("contacts", cid, "companies") == [company]
     assert len(env.contacts()) == 1 and len(env.sleeps) == 1
+
+
+class TestHubspotCrmContract(CrmContract):
+    """The HubSpot adapter keeps the CRM port's promises (so does tests.fakes.FakeCrm)."""
+
+    @pytest.fixture
+    def crm(self, env: Env) -> HubspotCrm:
+        self.env = env
+        return env.crm
+
+    def notes(self, crm: Any, contact_id: str) -> list[str]:
+        return self.env.notes_of(contact_id)
+
+    def contact_count(self, crm: Any) -> int:
+        return len(self.env.contacts())
+
+    def outage(self, crm: Any, down: bool) -> None:
+        if down:
+            self.env.srv.fail(r"/crm/", Response(503, "Service Unavailable"), times=50)
+        else:
+            self.env.srv.faults.clear()

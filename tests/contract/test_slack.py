@@ -13,22 +13,11 @@ from bot.config import SlackConfig
 from bot.models import Person
 from bot.ports import SinkUnavailable
 from tests.contract.fake_slack import FakeSlack
+from tests.contract.sink_contract import NotifierContract
+from tests.contract.sink_contract import ping as payload
 from tests.httpfake import FakeServer, Response
 
 FALLBACK = "C0FALLBACK"
-
-
-def payload(n: int = 1, **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "provider_id": f"m{n}", "message_id": f"<lead{n}@customer.example>", "assignee_email": "bob@acme-pumps.example",
-        "assignee_name": "Bob Nguyen", "slack_id": None, "from_name": "Jane Buyer",
-        "from_addr": "jane@customer.example",
-        "company": "Customer GmbH", "subject": "Quote for 40 pumps", "language": "de",
-        "summary": "Wants a quote for 40 centrifugal pumps by May.", "category": "lead",
-        "thread_link": "https://mail.google.com/mail/u/0/#all/t1", "draft_link": "https://mail.google.com/mail/u/0/#drafts/d1",
-    }
-    base.update(fields)
-    return base
 
 
 class Env:
@@ -223,3 +212,21 @@ def test_follow_up_pings_say_what_happened_and_an_escalation_goes_to_the_channel
     assert len(env.fake.posted) == 4
     env.new_notifier().notify(event("reminder", 9), retry=True)  # never posted: the lead's own ping is not it
     assert len(env.fake.posted) == 5
+
+
+class TestSlackNotifierContract(NotifierContract):
+    """The Slack adapter keeps the notifier port's promises (so does tests.fakes.FakeNotifier)."""
+
+    @pytest.fixture
+    def notifier(self, env: Env) -> SlackNotifier:
+        self.env = env
+        return env.notifier
+
+    def posted(self, notifier: Any) -> list[str]:
+        return [p.args["metadata"]["event_payload"]["provider_id"] for p in self.env.fake.posted]
+
+    def outage(self, notifier: Any, down: bool) -> None:
+        if down:
+            self.env.srv.fail(r"/api/", Response(503, "upstream connect error"), times=50)
+        else:
+            self.env.srv.faults.clear()

@@ -72,6 +72,16 @@ def test_away_dates_are_validated() -> None:
     assert any("members[0].away[1].from: expected a date" in p for p in err.value.problems)
 
 
+def test_a_bad_list_element_is_named_by_its_index() -> None:
+    data = shipped()
+    data["prefilter"]["block_senders"] = ["@spam.example", "not an address", "ok@fine.example", "also bad"]
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, ROOT / "config.yaml")
+    assert [p.split(":")[0] for p in err.value.problems] == ["prefilter.block_senders[1]",
+                                                             "prefilter.block_senders[3]"]
+    assert "'not an address'" in err.value.problems[0]
+
+
 def test_unreadable_or_invalid_yaml_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load_config(tmp_path / "missing.yaml")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.decide import decide
+from bot.decide import decide, describe_actions, prefilter_classification
 from bot.mime import parse_email
-from bot.models import Classification, PrefilterResult
+from bot.models import Classification, Decision, Person, PrefilterResult
 from bot.ports import ThreadMessage
 from tests.fakes import make_config
 
@@ -84,3 +84,98 @@ def test_a_person_asking_to_be_unsubscribed_is_never_trashed(cfg: object, catego
     d, _ = decide(cfg, email("Please remove me from your mailing list."), PRE, c, {}, TODAY,  # type: ignore[arg-type]
                   lambda: [], lambda: None)
     assert d.review and d.trash_after_hours is None
+
+
+# ---------------------------------------------------------------- the edges: threshold, away days, empty pools
+
+def test_confidence_exactly_at_the_threshold_is_acted_on_and_just_below_is_reviewed(cfg: object) -> None:
+    threshold = cfg.classify.threshold  # type: ignore[attr-defined]
+    at = Classification("lead", threshold, "en", "offline", person_email="anna@northwind.example")
+    d, turn = decide(cfg, email(), PRE, at, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
+    assert (d.review, d.action) == (False, "draft+assign") and turn is not None
+    below = Classification("lead", threshold - 0.001, "en", "offline", person_email="anna@northwind.example")
+    d, turn = decide(cfg, email(), PRE, below, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
+    assert (d.review, d.action, d.draft, d.assignee, turn) == (True, "review", False, None, None)
+    assert d.notify is False and d.crm is False and d.trash_after_hours is None  # recorded as a plain no
+    assert any("below threshold" in r for r in d.reasons)
+
+
+AWAY = {"from": "2026-11-20", "to": "2026-11-23"}  # Alice, first in line, is away Friday to Monday
+
+
+def alice_away(tmp_path: Path) -> object:
+    members = [{"name": "Alice Carter", "email": "alice@acme-pumps.example", "away": [AWAY]},
+               {"name": "Bob Nguyen", "email": "bob@acme-pumps.example"}]
+    return make_config(tmp_path, {"routing": {"pools": {"inside_sales": {"members": members}}}})
+
+
+@pytest.mark.parametrize(("day", "assignee"), [
+    (date(2026, 11, 19), "alice@acme-pumps.example"),   # the day before she leaves
+    (date(2026, 11, 20), "bob@acme-pumps.example"),     # her first day away
+    (date(2026, 11, 23), "bob@acme-pumps.example"),     # her last day away
+    (date(2026, 11, 24), "alice@acme-pumps.example"),   # back
+])
+def test_away_periods_count_their_first_and_last_day(tmp_path: Path, day: date, assignee: str) -> None:
+    d, turn = decide(alice_away(tmp_path), email(), PRE, LEAD, {}, day,  # type: ignore[arg-type]
+                     lambda: [], lambda: None)
+    assert d.assignee is not None and d.assignee.email == assignee
+    assert turn is not None and turn.member == assignee
+
+
+def test_the_owner_of_a_thread_who_is_away_on_their_last_day_does_not_keep_it(tmp_path: Path) -> None:
+    d, _ = decide(alice_away(tmp_path), email(), PRE, LEAD, {}, date(2026, 11, 23),  # type: ignore[arg-type]
+                  lambda: [], lambda: ("alice@acme-pumps.example", "thread"))
+    assert d.assignee is not None and d.assignee.email == "bob@acme-pumps.example"
+    assert not any("stays with" in r for r in d.reasons)
+
+
+def test_a_language_pool_all_away_falls_back_to_the_default_pool(tmp_path: Path) -> None:
+    away = [{"name": n, "email": f"{n.lower()}@acme-pumps.example", "away": [AWAY]} for n in ("Dieter", "Eva")]
+    cfg = make_config(tmp_path, {"routing": {"pools": {"dach": {"members": away}}}})
+    german = Classification("lead", 0.95, "de", "offline", person_email="anna@northwind.example")
+    d, turn = decide(cfg, email(), PRE, german, {}, TODAY, lambda: [], lambda: None)
+    assert (d.action, d.pool) == ("draft+assign", "inside_sales")
+    assert d.assignee is not None and d.assignee.email == "alice@acme-pumps.example"
+    assert turn is not None and turn.pool == "inside_sales"
+    assert any("dach all away" in r for r in d.reasons)
+
+
+def test_with_every_pool_it_could_go_to_away_the_lead_is_reviewed_not_dropped(tmp_path: Path) -> None:
+    away = [{"name": "Alice Carter", "email": "alice@acme-pumps.example", "away": [AWAY]}]
+    cfg = make_config(tmp_path, {"routing": {"pools": {"inside_sales": {"members": away}}}})
+    d, turn = decide(cfg, email(), PRE, LEAD, {}, TODAY, lambda: [], lambda: None)
+    assert (d.review, d.action, d.draft, d.assignee, turn) == (True, "review", False, None, None)
+    assert any("nobody available to assign" in r for r in d.reasons)
+    assert any("everyone in inside_sales is away" in r for r in d.reasons)
+
+
+def test_a_deciding_prefilter_rule_stands_for_a_certain_classification_that_names_it() -> None:
+    c = prefilter_classification(PrefilterResult("category", "marketing_domain", "newsletter", "mailchimp.example"))
+    assert (c.category, c.confidence, c.language, c.classifier, c.reasons) == (
+        "newsletter", 1.0, None, "prefilter:marketing_domain", ("mailchimp.example",))
+    assert prefilter_classification(PrefilterResult("category", "odd", None, "no category")).category == "other"
+
+
+# ---------------------------------------------------------------- the actions as the audit row and dry runs list them
+
+DRAFTED = Decision("lead", False, "draft+assign", ("Triage/Processed", "Triage/Lead"), archive=True, draft=True,
+                   trash_after_hours=None, notify=True, crm=True, assignee=Person("alice@acme-pumps.example", "Alice"))
+TRASHED = Decision("spam", False, "trash_later", ("Triage/Processed", "Triage/Spam"), archive=True, draft=False,
+                   trash_after_hours=72.0, notify=False, crm=False)
+
+
+def test_the_actions_of_a_decision_are_listed_in_the_order_they_happen() -> None:
+    assert describe_actions(DRAFTED, ["slack", "console"], ["hubspot"]) == [
+        "draft reply", "assign alice@acme-pumps.example", "label Triage/Processed + Triage/Lead", "archive",
+        "notify slack, console", "crm upsert hubspot"]
+    assert describe_actions(DRAFTED)[-2:] == ["notify", "crm upsert"]  # sinks unknown: said without names
+    assert describe_actions(TRASHED, ["slack"], ["hubspot"]) == ["label Triage/Processed + Triage/Spam", "archive",
+                                                                "trash after 72h"]
+
+
+def test_a_ping_or_upsert_no_sink_would_make_is_left_out() -> None:
+    assert describe_actions(DRAFTED, [], []) == ["draft reply", "assign alice@acme-pumps.example",
+                                                 "label Triage/Processed + Triage/Lead", "archive"]
+    kept_in_inbox = Decision("lead", True, "review", ("Triage/Processed", "Triage/Review"), archive=False,
+                             draft=False, trash_after_hours=None, notify=False, crm=False)
+    assert describe_actions(kept_in_inbox, ["slack"], ["hubspot"]) == ["label Triage/Processed + Triage/Review"]

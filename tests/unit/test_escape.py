@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bot.escape import SHEET_CELL_MAX, sheet_cell, sheet_cell_text, slack_text
@@ -37,9 +37,22 @@ def test_overlong_cell_is_cut_to_the_sheets_limit() -> None:
     cell = sheet_cell("x" * (SHEET_CELL_MAX + 10))
     assert len(cell) == SHEET_CELL_MAX
     assert cell.endswith("…")
+    assert sheet_cell("x" * SHEET_CELL_MAX) == "x" * SHEET_CELL_MAX  # exactly at the limit: kept whole
+
+
+@pytest.mark.parametrize(("text", "cell"), [
+    ("'=", "''="), ("'=SUM(A1)", "''=SUM(A1)"), ("'+49", "''+49"), ("''-1", "'''-1"),
+    ("'", "'"), ("'quoted", "'quoted"), ("=1", "'=1"), ("X=Y", "X=Y"), ("X'=Y", "X'=Y"),
+])
+def test_text_that_starts_with_quotes_reads_back_as_it_was(text: str, cell: str) -> None:
+    assert sheet_cell(text) == cell
+    assert sheet_cell_text(cell) == text
 
 
 @given(st.text())
+@example("'=")
+@example("'=SUM(A1)")
+@example("'+49")
 def test_sheet_cell_never_starts_like_a_formula_and_round_trips(text: str) -> None:
     cell = sheet_cell(text)
     assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))

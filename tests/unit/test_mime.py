@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import base64
 import random
-import time
 import tracemalloc
 from datetime import UTC, datetime
 
@@ -136,7 +135,7 @@ def test_read_headers_reads_only_the_header_block() -> None:
     assert h["subject"] == "Grüße"
     assert h["from"] == "Jane Buyer <jane@customer.example>"
     assert read_headers(b"") == {}
-    assert read_headers(b"\xff\xfe\x00garbage") is not None
+    assert read_headers(b"\xff\xfe\x00garbage") == {}
 
 
 # ---------------------------------------------------------------- charsets
@@ -337,17 +336,21 @@ def test_multipart_without_boundary_still_yields_text() -> None:
     assert "plain words here" in parse_email(raw).body
 
 
-def test_large_attachment_is_counted_not_decoded() -> None:
-    data = random.Random(7).randbytes(25 * 1024 * 1024)
+def large_attachment_mail(size: int = 25 * 1024 * 1024) -> tuple[bytes, bytes]:
+    """(the attachment's bytes, a mail carrying them base64-encoded); bench/component_speed.py times its parsing."""
+    data = random.Random(7).randbytes(size)
     encoded = base64.encodebytes(data).replace(b"\n", b"\r\n")
     raw = (b"From: eng@customer.example\r\nSubject: drawings\r\nMessage-ID: <big@customer.example>\r\n"
            b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\n"
            b"Drawings attached, please quote.\r\n--XX\r\nContent-Type: application/zip; name=cad.zip\r\n"
            b"Content-Disposition: attachment; filename=cad.zip\r\nContent-Transfer-Encoding: base64\r\n\r\n"
            + encoded + b"--XX--\r\n")
-    started = time.process_time()
+    return data, raw
+
+
+def test_large_attachment_is_counted_not_decoded() -> None:
+    data, raw = large_attachment_mail()
     e = parse_email(raw)
-    assert time.process_time() - started < 3
     assert e.body == "Drawings attached, please quote."
     assert e.raw_size == len(raw)
     [attachment] = e.attachments

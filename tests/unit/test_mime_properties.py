@@ -75,7 +75,7 @@ def check(email: Email, raw: bytes, text_chars: int) -> None:
     for attachment in email.attachments:
         assert "/" not in attachment.filename and "\\" not in attachment.filename
         assert not attachment.filename.startswith(".") and len(attachment.filename) <= 120
-        assert attachment.size >= 0
+        assert 0 <= attachment.size <= len(raw)  # an estimate of the decoded bytes: never more than the mail
     assert email.date is None or email.date.utcoffset() == timedelta(0)
 
 
@@ -103,5 +103,5 @@ def test_seeds_are_meaningful() -> None:
     first, second, third = (parse_email(raw) for raw in SEEDS)
     assert "Wir benötigen 20 Pumpen." in first.body and first.defects == ()
     assert "Please quote." in second.body and "forwarded text" in second.body
-    assert [a.filename for a in second.attachments] == ["spec.pdf"]
+    assert [(a.filename, a.size) for a in second.attachments] == [("spec.pdf", 9)]  # "%PDF-1.4\n"
     assert third.html_only and third.body == "ポンプ"

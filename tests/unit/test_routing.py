@@ -161,3 +161,19 @@ def test_an_owner_in_two_pools_takes_the_turn_in_the_pool_the_lead_would_go_to()
     german = Classification("lead", 0.9, "de", "offline")
     got = stay_with(cfg, "b@acme-pumps.example", german, {}, date(2026, 11, 23), "x")
     assert got is not None and got[1].pool == "dach"
+
+
+def test_an_owners_turn_queues_behind_everyone_in_their_pool_even_outside_the_pool_the_lead_would_go_to() -> None:
+    from bot.routing import stay_with
+
+    cfg = _routing(Pool("sales", (member("a"), member("b"), member("c")), ()), Pool("dach", (member("d"),), ()))
+    english = Classification("lead", 0.9, "en", "offline")
+    got = stay_with(cfg, "b@acme-pumps.example", english, {"sales": {"a@acme-pumps.example": 5,
+                                                                     "b@acme-pumps.example": 6}},
+                    date(2026, 11, 23), "x")
+    assert got is not None
+    assert (got[1].pool, got[1].turn, got[1].joined) == ("sales", 8, ("c@acme-pumps.example",))  # c queues at 7
+    got = stay_with(cfg, "d@acme-pumps.example", english, {}, date(2026, 11, 23), "x")  # only in dach
+    assert got is not None and got[0].assignee is not None and got[0].assignee.email == "d@acme-pumps.example"
+    assert got[0].pool == "dach" and got[0].reason == "pool dach (x)"
+    assert (got[1].pool, got[1].turn, got[1].joined) == ("dach", 2, ("d@acme-pumps.example",))
