@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.shifted import faketime_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = "2026-12-07"  # after the demo mail and the answers demo/answer.py would write
@@ -31,11 +32,8 @@ def demo_config(tmp_path: Path) -> str:
 def bot_on(day: str, cfg: str, *args: str) -> tuple[int, str]:
     """The bot's command line as a process whose wall clock reads `day` (libfaketime), whatever today is: the demo
     mail is dated November 2026, and mail dated after the moment the bot reads it counts as arriving then."""
-    import libfaketime
-
-    lib = libfaketime._get_shared_lib("libfaketime.so.1")
-    env = {**os.environ, "LD_PRELOAD": lib, "FAKETIME": f"@{day} 10:00:00", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "run.py"), "--config", cfg, *args], env=env,
+    done = subprocess.run([sys.executable, str(ROOT / "run.py"), "--config", cfg, *args],
+                          env=faketime_env(f"@{day} 10:00:00"),
                           capture_output=True, timeout=300)
     return done.returncode, done.stdout.decode()
 
