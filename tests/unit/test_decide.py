@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -179,3 +180,56 @@ def test_a_ping_or_upsert_no_sink_would_make_is_left_out() -> None:
     kept_in_inbox = Decision("lead", True, "review", ("Triage/Processed", "Triage/Review"), archive=False,
                              draft=False, trash_after_hours=None, notify=False, crm=False)
     assert describe_actions(kept_in_inbox, ["slack"], ["hubspot"]) == ["label Triage/Processed + Triage/Review"]
+
+
+# ---------------------------------------------------------------- the decision itself, field by field
+
+def test_our_own_mail_is_only_labelled_processed_and_says_which_rule_skipped_it(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, {"actions": {"skip": {"archive": True}}})
+    pre = PrefilterResult("skip", rule="internal", reason="sender is one of our domains")
+    d, turn = decide(cfg, email(sender="bob@acme-pumps.example"), pre, LEAD, {}, TODAY,  # type: ignore[arg-type]
+                     lambda: [], lambda: None)
+    assert turn is None
+    assert d == Decision(category="other", review=False, action="skip", labels=("Triage/Processed",), archive=True,
+                         draft=False, trash_after_hours=None, notify=False, crm=False,
+                         reasons=("prefilter internal: sender is one of our domains",))
+    assert decide(cfg, email(), PrefilterResult("skip", "own_draft", "lead", "a draft of ours"), LEAD, {}, TODAY,
+                  lambda: [], lambda: None)[0].category == "lead"  # type: ignore[arg-type]
+
+
+def test_the_reasons_name_the_rule_the_classifier_its_figure_and_its_first_three_reasons(cfg: object) -> None:
+    c = Classification("lead", 0.876, "en", "offline", person_email="anna@northwind.example",
+                       reasons=("asks for a quote", "names a product", "gives a quantity", "fourth reason"))
+    pre = PrefilterResult("classify", rule="allow_sender", reason="northwind.example is allow-listed")
+    d, _ = decide(cfg, email(), pre, c, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
+    assert d.reasons[:5] == ("prefilter allow_sender: northwind.example is allow-listed", "offline: lead 0.88",
+                             "asks for a quote", "names a product", "gives a quantity")
+    assert d.reasons[5].startswith("routing: pool inside_sales") and len(d.reasons) == 6
+    d, _ = decide(cfg, email(), PRE, c, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
+    assert d.reasons[0] == "offline: lead 0.88"  # no rule matched: no pre-filter line
+
+
+def test_a_review_says_why_after_the_classifiers_reasons(cfg: object) -> None:
+    low = Classification("support", 0.3, "en", "offline", reasons=("mentions an order",))
+    d, _ = decide(cfg, email(), PRE, low, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
+    assert d == Decision(category="support", review=True, action="review",
+                         labels=("Triage/Processed", "Triage/Review"), archive=False, draft=False,
+                         trash_after_hours=None, notify=False, crm=False,
+                         reasons=("offline: support 0.30", "mentions an order",
+                                  "review: confidence 0.30 below threshold 0.70"))
+    flagged = Classification("lead", 0.99, "en", "offline", review_reason="asks to change bank details")
+    d, _ = decide(cfg, email(), PRE, flagged, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
+    assert (d.review, d.reasons[-1]) == (True, "review: asks to change bank details")
+
+
+def test_only_spam_and_newsletters_are_ever_scheduled_for_the_trash_whatever_the_actions_say(cfg: object) -> None:
+    # The config refuses trash hours on other categories; the decision holds the rule on its own as well.
+    actions = {**cfg.actions, "accounting": replace(cfg.actions["accounting"], trash_after_hours=1.0)}  # type: ignore[attr-defined]
+    risky = replace(cfg, actions=actions)  # type: ignore[type-var]
+    invoice = Classification("accounting", 0.95, "en", "offline")
+    d, _ = decide(risky, email(), PRE, invoice, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
+    assert (d.action, d.trash_after_hours, d.archive, d.labels) == (
+        "label", None, True, ("Triage/Processed", "Triage/Accounting"))
+    spam = Classification("spam", 0.95, "en", "offline")
+    d, _ = decide(risky, email(), PRE, spam, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
+    assert (d.action, d.trash_after_hours, d.notify, d.crm) == ("trash_later", 72.0, False, False)

@@ -179,6 +179,38 @@ def test_a_sink_refusing_every_row_loses_none_and_splits_a_bounded_number_of_tim
     assert numbers(bot.audit.subjects()) == list(range(1, 41))
 
 
+def test_a_sink_refusing_every_row_is_tried_row_by_row_at_most_set_aside_max_times_a_cycle(tmp_path: Path) -> None:
+    bot = Bot(tmp_path, max_attempts=2)
+    bot.audit.broken = True
+    bot.send(*(f"Pump-{j}" for j in range(2 * SET_ASIDE_MAX + 5)))
+    bot.cycle()
+    assert sum(1 for rows, _ in bot.audit.calls if rows == 1) == SET_ASIDE_MAX
+    assert bot.audit.rows == [] and collect(bot.ledger)["outbox_backlog"] == {SINK: 2 * SET_ASIDE_MAX + 5}
+
+
+def test_a_write_that_landed_but_lost_its_answer_is_replayed_as_a_retry_and_written_once(tmp_path: Path) -> None:
+    class LostAnswer(PickyAuditSink):
+        """Writes the rows, then the answer is lost once (a read timeout after the append went through)."""
+
+        lose = 1
+
+        def write(self, rows: Sequence[dict[str, Any]], retry: bool) -> None:
+            super().write(rows, retry)
+            if self.lose:
+                self.lose -= 1
+                raise SinkUnavailable("Google Sheets: read timed out")
+
+    bot = Bot(tmp_path)
+    bot.audit = LostAnswer()
+    bot.send("Pump", "Valve")
+    bot.cycle()
+    assert collect(bot.ledger)["outbox_backlog"] == {SINK: 2}
+    bot.cycle()
+    assert bot.audit.calls == [(2, False), (2, True)]
+    assert numbers(bot.audit.subjects()) == [1, 2]
+    assert collect(bot.ledger)["outbox_backlog"] == {}
+
+
 def test_rows_a_refused_call_wrote_in_part_are_not_written_again(tmp_path: Path) -> None:
     bot = Bot(tmp_path)
     bot.audit.partial = True

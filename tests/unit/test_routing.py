@@ -4,7 +4,7 @@ from datetime import date
 from bot.config import Away, Member, Pool, RoutingConfig
 from bot.models import Classification, Person
 from bot.ports import ThreadMessage
-from bot.routing import assign, colleague_replied, next_member, pick_pool
+from bot.routing import Turn, assign, colleague_replied, next_member, pick_pool
 
 
 def member(name: str, away: tuple[Away, ...] = ()) -> Member:
@@ -177,3 +177,55 @@ def test_an_owners_turn_queues_behind_everyone_in_their_pool_even_outside_the_po
     assert got is not None and got[0].assignee is not None and got[0].assignee.email == "d@acme-pumps.example"
     assert got[0].pool == "dach" and got[0].reason == "pool dach (x)"
     assert (got[1].pool, got[1].turn, got[1].joined) == ("dach", 2, ("d@acme-pumps.example",))
+
+
+def test_the_pool_choice_says_why() -> None:
+    cfg = routing_cfg()
+    assert pick_pool(cfg, Classification("lead", 0.9, "de", "x", technical_rfq=True)) == ("tech", "technical RFQ")
+    assert pick_pool(cfg, Classification("lead", 0.9, "de", "x")) == ("dach", "language de")
+    assert pick_pool(cfg, Classification("lead", 0.9, "fr", "x")) == ("inside", "language fr has no pool")
+    no_rfq_pool = RoutingConfig("inside", None, {"de": "dach"}, cfg.pools, ())
+    assert pick_pool(no_rfq_pool, Classification("lead", 0.9, "de", "x", technical_rfq=True)) == ("dach", "language de")
+
+
+def test_the_assignment_says_which_pool_why_and_which_pools_were_all_away() -> None:
+    cfg = routing_cfg()
+    day = date(2026, 11, 23)
+    a, _ = assign(cfg, Classification("lead", 0.9, "de", "x"), {}, day)
+    assert (a.pool, a.reason) == ("dach", "pool dach (language de)")
+    away = (Away(date(2026, 1, 1), date(2027, 1, 1)),)
+    cfg.pools["dach"] = Pool("dach", (member("d", away),), ("field@acme-pumps.example",))
+    a, turn = assign(cfg, Classification("lead", 0.9, "de", "x"), {}, day)
+    assert (a.pool, a.reason, a.cc) == ("inside", "pool inside (language de); dach all away", ())
+    assert turn is not None and (turn.pool, turn.member) == ("inside", "a@acme-pumps.example")
+    cfg.pools["inside"] = Pool("inside", (member("a", away), member("b", away)), ())
+    a, turn = assign(cfg, Classification("lead", 0.9, "de", "x"), {}, day)
+    assert (a.assignee, a.cc, a.pool, a.reason, turn) == (None, (), "dach", "everyone in dach, inside is away", None)
+
+
+def test_the_turn_numbers_queue_newcomers_in_config_order_behind_everyone_rotating() -> None:
+    pool = Pool("p", (member("a"), member("b"), member("c")), ())
+    first = next_member(pool, {}, date(2026, 11, 23))
+    assert first == Turn("p", "a@acme-pumps.example", 4, ("a@acme-pumps.example", "b@acme-pumps.example",
+                                                          "c@acme-pumps.example"))
+    # b and c are new: they queue behind a (last turn 7) at 8 and 9, so a goes first, then b
+    later = next_member(pool, {"a@acme-pumps.example": 7}, date(2026, 11, 23))
+    assert later == Turn("p", "a@acme-pumps.example", 10, ("b@acme-pumps.example", "c@acme-pumps.example"))
+    after = next_member(pool, {"a@acme-pumps.example": 10, "b@acme-pumps.example": 8, "c@acme-pumps.example": 9},
+                        date(2026, 11, 23))
+    assert after == Turn("p", "b@acme-pumps.example", 11, ())
+    # equal waits: the config order decides
+    tie = next_member(pool, {m.person.email: 5 for m in pool.members}, date(2026, 11, 23))
+    assert tie == Turn("p", "a@acme-pumps.example", 6, ())
+
+
+def test_our_people_are_recognised_by_domain_subdomain_and_address_in_any_case() -> None:
+    ours = ["Acme-Pumps.example"]
+    assert colleague_replied([tm("x@c.example"), tm("Bob@EU.acme-pumps.EXAMPLE")], ours, []) \
+        == "Bob@EU.acme-pumps.EXAMPLE"
+    assert colleague_replied([tm("x@c.example"), tm("bob@notacme-pumps.example")], ours, []) is None
+    assert colleague_replied([tm("x@c.example"), tm("Agent@Partner.example")], ours, ["agent@partner.EXAMPLE"]) \
+        == "Agent@Partner.example"
+    # a draft of ours is no answer, and an answer before any inbound mail does not count
+    assert colleague_replied([tm("bob@acme-pumps.example"), tm("x@c.example"), tm("eve@acme-pumps.example", True)],
+                             ours, []) is None
