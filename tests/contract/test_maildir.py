@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import mailbox
 import os
+import re
 import shutil
 import stat
 from collections.abc import Sequence
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.adapters.maildir import MaildirProvider, folder_for_label, label_for_folder, seed_maildir
-from bot.ports import MailProvider
+from bot.ports import MailError, MailProvider, MailUnavailable
 from tests.contract.mail_contract import (
     LABELS,
     LEAD,
@@ -168,7 +170,10 @@ def test_a_label_is_a_hard_link_in_a_folder_any_client_can_open(md: MaildirProvi
 def test_archive_without_labels_keeps_the_file_in_archive(md: MaildirProvider) -> None:
     key = _ref(md, "<other@elsewhere.example>")
     md.modify(key, [], [], archive=True)
-    assert set(_files_of(md.root, key)) == {".Archive"}
+    files = _files_of(md.root, key)
+    assert set(files) == {".Archive"} and md.locate(key) == files[".Archive"]
+    # made on first use, and marked as a folder as every Maildir++ subfolder is; the root is no subfolder
+    assert (md.root / ".Archive" / "maildirfolder").is_file() and not (md.root / "maildirfolder").exists()
     md.modify(key, [LEAD], [], archive=False)  # labelled later: still one message
     assert set(_files_of(md.root, key)) == {".Archive", ".Triage.Lead"}
 
@@ -179,6 +184,7 @@ def test_trash_keeps_exactly_one_copy_in_the_trash_folder(md: MaildirProvider) -
     md.trash([key])
     files = _files_of(md.root, key)
     assert set(files) == {".Trash"} and files[".Trash"].stat().st_nlink == 1
+    assert md.locate(key) == files[".Trash"]
     assert b"<other@elsewhere.example>" in files[".Trash"].read_bytes()
 
 
@@ -203,7 +209,7 @@ def test_inbound_mail_cannot_join_a_thread_by_header(tmp_path: Path) -> None:
     root = next(r for r in provider.list_new(10) if r.thread_id == "<root@customer.example>")
     thread = provider.thread(root.thread_id)
     assert [m.provider_id for m in thread] == [root.provider_id]
-    assert [m.is_draft for m in provider.thread("<sneaky@evil.example>")] == [False]
+    assert [(m.is_draft, m.source_id) for m in provider.thread("<sneaky@evil.example>")] == [(False, None)]
 
 
 def test_renames_and_deletions_by_people_between_calls(md: MaildirProvider) -> None:
@@ -233,10 +239,11 @@ def test_non_ascii_label_names_use_imap_utf7_and_round_trip(md: MaildirProvider)
 def test_hostile_label_names_are_rejected_before_touching_the_disk(md: MaildirProvider, name: str) -> None:
     key = _ref(md, "<root@customer.example>")
     before = sorted(p.name for p in md.root.parent.rglob("*"))
-    with pytest.raises(ValueError):
+    says_which = re.escape(repr(name))  # the ops person must learn which label of the config is wrong
+    with pytest.raises(ValueError, match=says_which):
         md.ensure_labels([name])
     if name != "inbox":  # modify() takes "INBOX" as Gmail's system label: add = back to the inbox
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=says_which):
             md.modify(key, [name], [], archive=True)
     assert sorted(p.name for p in md.root.parent.rglob("*")) == before
 
@@ -253,6 +260,7 @@ def test_files_are_private_to_the_bot(tmp_path: Path) -> None:
         key = provider.list_new(1)[0].provider_id
         provider.modify(key, [PROCESSED], [], archive=True)
         provider.create_draft(draft_for("<root@customer.example>"), "<root@customer.example>")
+        provider.trash([key])  # the trash folder is made on first use
     finally:
         os.umask(old)
     entries = [tmp_path / "state" / "md", *(tmp_path / "state" / "md").rglob("*")]
@@ -327,3 +335,122 @@ def test_the_demo_inbox_seeds_lists_and_threads(tmp_path: Path) -> None:
     assert b"Reply-To: Priya Raman" in (DEMO / "02-lead-en-web-form.eml").read_bytes()
     with pytest.raises(UnicodeDecodeError):
         (DEMO / "07-lead-de-latin1-umlauts.eml").read_bytes().decode("utf-8")
+
+
+# ---------------------------------------------------------------- labels, drafts and people on disk
+
+
+def test_a_label_may_fill_a_folder_name_of_200_bytes_and_no_more(md: MaildirProvider) -> None:
+    longest = "x" * 199  # ".xxx…": 200 bytes
+    assert folder_for_label(longest) == "." + longest
+    md.ensure_labels([longest])
+    assert (md.root / ("." + longest) / "cur").is_dir()
+    with pytest.raises(ValueError, match="too long"):
+        folder_for_label(longest + "x")
+
+
+def test_the_inbox_label_puts_an_archived_message_back_in_the_inbox(md: MaildirProvider) -> None:
+    key = _ref(md, "<other@elsewhere.example>")
+    md.modify(key, [PROCESSED], [], archive=True)
+    assert key not in {r.provider_id for r in md.list_new(10)}
+    md.modify(key, ["INBOX"], [PROCESSED], archive=False)
+    assert set(_files_of(md.root, key)) == {""}
+    assert key in {r.provider_id for r in md.list_new(10)}
+
+
+def test_a_message_a_mail_client_renamed_since_the_listing_is_still_labelled(md: MaildirProvider) -> None:
+    key = _ref(md, "<root@customer.example>")
+    os.rename(md.root / "new" / key, md.root / "cur" / f"{key}:2,S")  # marked read after the bot listed it
+    md.modify(key, [LEAD], [], archive=True)
+    files = _files_of(md.root, key)
+    assert set(files) == {".Triage.Lead"} and files[".Triage.Lead"].name == f"{key}:2,S"
+
+
+def test_a_message_a_mail_client_keeps_renaming_fails_its_label_change_loudly(
+        md: MaildirProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = _ref(md, "<root@customer.example>")
+    real_link = os.link
+
+    def a_client_renames_it_first(src: str, dst: str, **kwargs: bool) -> None:
+        path = Path(src)
+        os.rename(path, md.root / "cur" / f"{key}:2,{'RS' if path.name.endswith(':2,S') else 'S'}")
+        real_link(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "link", a_client_renames_it_first)
+    with pytest.raises(MailError, match=f"{re.escape(key)}.*changed on disk"):
+        md.modify(key, [LEAD], [], archive=True)
+    assert set(_files_of(md.root, key)) == {""}  # still in the inbox, for the next cycle
+
+
+def test_trashing_goes_on_past_a_message_a_person_already_deleted(md: MaildirProvider) -> None:
+    gone, kept = _ref(md, "<root@customer.example>"), _ref(md, "<other@elsewhere.example>")
+    os.unlink(md.root / "new" / gone)
+    md.trash([gone, kept])
+    assert set(_files_of(md.root, kept)) == {".Trash"} and _files_of(md.root, gone) == {}
+
+
+@pytest.mark.parametrize("code", [errno.EXDEV, errno.EMLINK])
+def test_where_hard_links_are_refused_a_label_is_a_private_copy_under_the_same_key(
+        md: MaildirProvider, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    key = _ref(md, "<root@customer.example>")
+
+    def refuse(src: object, dst: object, **kwargs: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "link", refuse)  # another file system, or the file's link count is full
+    md.modify(key, [LEAD], [], archive=True)
+    files = _files_of(md.root, key)
+    assert set(files) == {".Triage.Lead"} and files[".Triage.Lead"].read_bytes() == ROOT
+    assert stat.S_IMODE(files[".Triage.Lead"].stat().st_mode) == 0o600
+    assert not list((md.root / ".Triage.Lead" / "tmp").iterdir())
+    assert md.locate(key) == files[".Triage.Lead"]
+
+
+def test_a_disk_error_while_labelling_is_an_outage_and_the_message_stays_in_the_inbox(
+        md: MaildirProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = _ref(md, "<root@customer.example>")
+
+    def broken_disk(src: object, dst: object, **kwargs: object) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "link", broken_disk)
+    with pytest.raises(MailUnavailable, match=f"{re.escape(key)}.*{os.strerror(errno.EIO)}"):
+        md.modify(key, [LEAD], [], archive=True)
+    assert set(_files_of(md.root, key)) == {""}
+    assert not list((md.root / ".Triage.Lead" / "tmp").iterdir())
+
+
+def test_a_draft_that_cannot_be_stored_is_an_outage_that_says_so(md: MaildirProvider) -> None:
+    (md.root / ".Drafts").write_bytes(b"")  # a file where the drafts folder belongs
+    with pytest.raises(MailUnavailable, match="cannot store the draft"):
+        md.create_draft(draft_for("<root@customer.example>"), "<root@customer.example>")
+
+
+@pytest.mark.parametrize("raw", [
+    draft_for("<root@customer.example>").replace(b"\r\n", b"\n"),  # a draft written with bare LF
+    draft_for("<root@customer.example>") + b"> quoted from a mail with bare LF\n",
+], ids=["lf", "crlf-with-a-bare-lf-in-the-body"])
+def test_the_thread_header_of_a_draft_ends_its_line_as_the_draft_header_does(md: MaildirProvider, raw: bytes) -> None:
+    draft_id = md.create_draft(raw, "<root@customer.example>")
+    eol = b"\r\n" if raw.split(b"\n", 1)[0].endswith(b"\r") else b"\n"
+    data = (md.root / ".Drafts" / "cur" / f"{draft_id}:2,D").read_bytes()
+    assert data == b"X-Triage-Thread: <root@customer.example>" + eol + raw
+
+
+def test_a_message_without_a_date_header_has_no_date_in_its_thread(tmp_path: Path) -> None:
+    undated = b"From: Jane Roe <jane@customer.example>\r\nMessage-ID: <undated@customer.example>\r\n" \
+              b"Subject: Pumps\r\n\r\nHello\r\n"
+    _store(tmp_path / "md", [undated])
+    provider = MaildirProvider(tmp_path / "md", processed_label=PROCESSED)
+    [ref] = provider.list_new(10)
+    [message] = provider.thread(ref.thread_id)
+    assert (message.provider_id, message.from_addr, message.date) == (ref.provider_id, "jane@customer.example", None)
+
+
+def test_ids_with_label_reads_the_folder_as_people_and_their_tools_left_it(md: MaildirProvider) -> None:
+    cur = md.root / ".Triage.Spam" / "cur"  # made by a mail client that creates cur/ only
+    cur.mkdir(parents=True)
+    (cur / "1700000001.M1P1.test:2,S").write_bytes(OTHER)
+    (cur / "1700000002.M1P1.test:2,S:x").write_bytes(OTHER)  # the key ends at the first colon, as when listing
+    (cur / ".1700000003.M1P1.test.Xa12").write_bytes(OTHER)  # a copy in progress (rsync, a backup tool)
+    assert md.ids_with_label("Triage/Spam") == {"1700000001.M1P1.test", "1700000002.M1P1.test"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+from collections.abc import Sequence
 from datetime import timedelta
 from email import policy
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.pipeline import Pipeline, Services
-from bot.ports import MailError
+from bot.ports import MailError, MessageGone
 from bot.state import Ledger
 from tests.fake_mail import FakeMailProvider
 from tests.fakes import Clock, FakeAuditSink, FakeCrm, FakeNotifier, KeywordClassifier, make_config, raw_mail
@@ -42,6 +43,27 @@ class Bot:
 
     def drafts(self) -> list[Any]:
         return [m for m in self.mail.messages.values() if "DRAFT" in m.labels]
+
+
+class BulkFakeMail(FakeMailProvider):
+    """A mailbox that makes one label change on many messages in one call, as Gmail's batchModify does."""
+
+    def __init__(self, processed_label: str) -> None:
+        super().__init__(processed_label=processed_label)
+        self.deleted_meanwhile: set[str] = set()  # deleted by a person after the bot read them, before labelling
+
+    def modify_many(self, provider_ids: Sequence[str], add: Sequence[str], archive: bool) -> dict[str, Exception]:
+        errors: dict[str, Exception] = {}
+        for pid in provider_ids:
+            if pid in self.deleted_meanwhile:
+                self.messages.pop(pid, None)
+                errors[pid] = MessageGone(f"message {pid} was deleted")
+                continue
+            try:
+                self.modify(pid, add, [], archive)
+            except MailError as exc:
+                errors[pid] = exc
+        return errors
 
 
 def test_a_lead_is_drafted_assigned_labelled_archived_audited_notified_and_upserted(tmp_path: Path) -> None:
@@ -367,3 +389,18 @@ def test_a_maildir_draft_found_again_keeps_the_id_create_draft_gives(tmp_path: P
     key = draft_file.name.split(":", 1)[0]
     assert bot.ledger.effect_result("lead.1", "draft") == key
     assert [r["draft_id"] for r in bot.audit.rows] == [key]
+
+
+def test_mail_deleted_before_the_cycles_label_change_counts_as_skipped_not_processed(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    bot.mail = BulkFakeMail(processed_label=bot.cfg.labels.processed)
+    pids = [bot.mail.add(raw_mail(f"{LEAD} #{i}", sender=f"Prospect {i} <p{i}@prospect{i}.example>"))
+            for i in range(3)]
+    bot.mail.deleted_meanwhile.add(pids[1])
+    report = bot.cycle()
+    assert (report.processed, report.skipped, report.failed) == (2, 1, 0)
+    assert all({"Triage/Lead", "Triage/Processed"} <= bot.labels(pid) for pid in (pids[0], pids[2]))
+    gone = [r for r in bot.audit.rows if r["provider_id"] == pids[1]]
+    assert len(gone) == 1 and "its labels were not applied" in gone[0]["error"]
+    report = bot.cycle()
+    assert (report.processed, report.skipped, report.failed) == (0, 0, 0)

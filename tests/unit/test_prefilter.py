@@ -202,10 +202,15 @@ def test_rule_order_bounce_before_auto_reply_before_marketing_before_list() -> N
     assert run(mail(sender="x@spammer.example", headers=everything)).rule == "block_list"
 
 
-def test_evidence_in_reasons_is_truncated() -> None:
-    result = run(mail(subject="Out of Office " + "x" * 500))
-    assert len(result.reason) < EVIDENCE_CHARS + 60
-    assert "…" in result.reason
+@pytest.mark.parametrize(("extra", "quoted"), [
+    (EVIDENCE_CHARS - 14, "Out of Office " + "x" * (EVIDENCE_CHARS - 14)),  # just fits: quoted whole
+    (EVIDENCE_CHARS - 13, "Out of Office " + "x" * (EVIDENCE_CHARS - 15) + "…"),  # one over: cut to the limit
+    (500, "Out of Office " + "x" * (EVIDENCE_CHARS - 15) + "…"),
+])
+def test_evidence_in_reasons_is_truncated_to_the_evidence_limit(extra: int, quoted: str) -> None:
+    result = run(mail(subject="Out of Office " + "x" * extra))
+    assert result.reason == f'subject "{quoted}" is an automatic reply'
+    assert len(quoted) <= EVIDENCE_CHARS
 
 
 def test_unparseable_sender_reaches_the_classifier() -> None:
