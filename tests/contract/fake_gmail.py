@@ -17,7 +17,8 @@ As strict as Gmail where the bot could otherwise get away with something:
     <RFC 3339 time>" (the moment the window has room again). With `lockout_minutes` set, passing the limit
     locks the user out for that long instead, and every call until then is refused with the same message.
   - userId is "me" or the mailbox's own address; any other answers 403 "Delegation denied", as Gmail does for
-    a mailbox the credentials do not own. Empty lists are left out of list answers (no "drafts": []).
+    a mailbox the credentials do not own. Empty lists are left out of list answers (no "drafts": []). A list
+    call asking for more than the documented maximum of 500 results (maxResults) is refused with 400.
   - Search: `label:` matches a label's name lower-cased with each "/" and each space written as "-" (Gmail's own
     search-box form), or the quoted name; never a label id, and runs of separators are not merged.
     `after:`/`before:` take epoch seconds or YYYY/MM/DD (UTC), `newer_than:` Nd.
@@ -491,6 +492,8 @@ class FakeGmail:
                 user = req.match.group("user") if req.match else "me"
                 if user != "me" and user.lower() != self.address.lower():
                     return gerror(403, "forbidden", f"Delegation denied for {self.address}")
+                if int(req.arg("maxResults") or 0) > 500:  # every list method's documented maximum
+                    return gerror(400, "invalidArgument", "maxResults must be at most 500")
                 refusal = self._over_quota(COSTS.get(name, 5))
                 if refusal is not None:
                     self.refused[name] += 1
