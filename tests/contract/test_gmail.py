@@ -353,6 +353,28 @@ def test_a_label_change_of_many_messages_uses_the_cheaper_call(gm: FakeGmail, tm
     assert all(gm.label_names(m) == {PROCESSED, "UNREAD"} for m in few + many)
 
 
+def test_a_refused_batch_change_is_redone_message_by_message_so_only_the_bad_ones_are_left(gm: FakeGmail,
+                                                                                        tmp_path: Path) -> None:
+    mids = [gm.add_message() for _ in range(60)]
+    gone, refused = mids[7], mids[55]
+    provider = make_provider(gm, tmp_path)
+    provider.ensure_labels([PROCESSED])
+    gm.delete_message(gone)
+    gm.server.fail(r"/batchModify$", gerror(400, "invalidArgument", "Invalid id value"))
+    gm.server.fail(rf"/messages/{refused}/modify$", gerror(400, "failedPrecondition", "Precondition check failed."))
+    gm.reset_counters()
+
+    left = provider.modify_many(mids, [PROCESSED], archive=True)
+
+    assert sorted(left) == sorted([gone, refused])
+    assert isinstance(left[gone], MessageGone)
+    assert str(left[refused]) == "Gmail messages.modify failed: HTTP 400 Precondition check failed."
+    assert all(gm.label_names(m) == {PROCESSED, "UNREAD"} for m in mids if m not in (gone, refused))
+    assert gm.label_names(refused) == {"INBOX", "UNREAD"}
+    # each message tried once (the faulted one never reached Gmail), at most 50 to a batch request
+    assert gm.calls.count("messages.modify") == 59 and len(gm.server.requests(r"/batch/")) == 2
+
+
 @pytest.mark.parametrize("change", ["label", "trash"])
 def test_a_change_of_more_than_a_thousand_messages_goes_a_thousand_at_a_time(gm: FakeGmail, tmp_path: Path,
                                                                               change: str) -> None:
