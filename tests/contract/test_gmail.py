@@ -535,7 +535,7 @@ def test_an_uncertain_draft_failure_without_a_source_header_is_not_repeated(gm: 
     root = gm.add_message()
     provider = make_provider(gm, tmp_path)
     gm.fail_after("drafts.create", gerror(503, "backendError"))
-    with pytest.raises(MailError):
+    with pytest.raises(MailError, match="^Gmail drafts.create failed: HTTP 503"):
         provider.create_draft(reply_to(gm, root, source=False), gm.messages[root].thread_id)
     assert len(gm.drafts) == 1 and gm.calls.count("drafts.create") == 1
 
