@@ -294,6 +294,15 @@ def test_a_label_created_elsewhere_meanwhile_is_found_after_409(gm: FakeGmail, t
     assert len([lab for lab in gm.labels.values() if lab["name"].lower() == REVIEW.lower()]) == 1
 
 
+def test_a_change_that_adds_the_inbox_keeps_the_message_there_even_when_archiving(gm: FakeGmail,
+                                                                                   tmp_path: Path) -> None:
+    mid = gm.add_message(labels=("UNREAD",))
+    provider = make_provider(gm, tmp_path)
+    provider.modify(mid, ["INBOX", REVIEW], [], archive=True)
+    assert gm.label_names(mid) == {"INBOX", REVIEW, "UNREAD"}
+    assert "INBOX" not in gm.server.requests(r"/modify$")[-1].json()["removeLabelIds"]
+
+
 def test_modify_is_one_call_per_message_with_archive(gm: FakeGmail, tmp_path: Path) -> None:
     mid = gm.add_message()
     provider = make_provider(gm, tmp_path)
@@ -437,11 +446,14 @@ def test_thread_reports_a_colleagues_reply_and_bot_drafts_with_their_source(gm: 
     provider = make_provider(gm, tmp_path)
     draft_id = provider.create_draft(reply_to(gm, root), orig.thread_id)
     gm.reset_counters()
+    charged = provider.pacer.spent
 
     thread = provider.thread(orig.thread_id)
 
-    assert gm.calls == ["threads.get"]
-    assert gm.server.requests(r"/threads/")[-1].query["metadataHeaders"] == ["From", "Date", "X-Triage-Source"]
+    assert gm.calls == ["threads.get"] and provider.pacer.spent - charged == gm.units == 10
+    asked = gm.server.requests(r"/threads/")[-1]
+    assert asked.arg("format") == "metadata"  # headers only, never the bodies
+    assert asked.query["metadataHeaders"] == ["From", "Date", "X-Triage-Source"]
     assert [m.from_addr for m in thread] == ["jane.roe@customer.example", "bob@acme-pumps.example",
                                              "sales@acme-pumps.example"]
     assert [m.provider_id for m in thread[:2]] == [root, colleague]
@@ -523,11 +535,12 @@ def test_a_5xx_before_the_draft_landed_creates_it_once_after_checking(gm: FakeGm
     assert len(gm.server.requests(r"/drafts$", "POST")) == 2 and gm.calls.count("threads.get") == 1
 
 
-def test_a_rate_limited_draft_is_retried_without_a_lookup(gm: FakeGmail, tmp_path: Path) -> None:
+@pytest.mark.parametrize("source", [True, False])  # a refused call never landed: safe to repeat either way
+def test_a_rate_limited_draft_is_retried_without_a_lookup(gm: FakeGmail, tmp_path: Path, source: bool) -> None:
     root = gm.add_message()
     provider = make_provider(gm, tmp_path)
     gm.server.fail(r"/drafts$", gerror(429, "rateLimitExceeded", retry_after=1))
-    provider.create_draft(reply_to(gm, root), gm.messages[root].thread_id)
+    provider.create_draft(reply_to(gm, root, source=source), gm.messages[root].thread_id)
     assert len(gm.drafts) == 1 and "threads.get" not in gm.calls
 
 
