@@ -16,6 +16,9 @@ As strict as Gmail where the bot could otherwise get away with something:
     429 userRateLimitExceeded and Gmail's flood-control message "User-rate limit exceeded.  Retry after
     <RFC 3339 time>" (the moment the window has room again). With `lockout_minutes` set, passing the limit
     locks the user out for that long instead, and every call until then is refused with the same message.
+  - userId is "me" or the mailbox's own address; any other answers 403 "Delegation denied", as Gmail does for
+    a mailbox the credentials do not own. Empty lists are left out of list answers (no "drafts": []). A list
+    call asking for more than the documented maximum of 500 results (maxResults) is refused with 400.
   - Search: `label:` matches a label's name lower-cased with each "/" and each space written as "-" (Gmail's own
     search-box form), or the quoted name; never a label id, and runs of separators are not merged.
     `after:`/`before:` take epoch seconds or YYYY/MM/DD (UTC), `newer_than:` Nd.
@@ -486,6 +489,11 @@ class FakeGmail:
             with self.lock:
                 if self.require_auth and not self._authorized(req):
                     return gerror(401, "authError", "Request had invalid authentication credentials.")
+                user = req.match.group("user") if req.match else "me"
+                if user != "me" and user.lower() != self.address.lower():
+                    return gerror(403, "forbidden", f"Delegation denied for {self.address}")
+                if int(req.arg("maxResults") or 0) > 500:  # every list method's documented maximum
+                    return gerror(400, "invalidArgument", "maxResults must be at most 500")
                 refusal = self._over_quota(COSTS.get(name, 5))
                 if refusal is not None:
                     self.refused[name] += 1
@@ -758,7 +766,9 @@ class FakeGmail:
         items = [{"id": did, "message": {"id": mid, "threadId": self.messages[mid].thread_id}}
                  for did, mid in self.drafts.items() if mid in self.messages]
         start, size = int(req.arg("pageToken") or 0), min(int(req.arg("maxResults") or 100), 500)
-        body: dict[str, Any] = {"resultSizeEstimate": len(items), "drafts": items[start:start + size]}
+        body: dict[str, Any] = {"resultSizeEstimate": len(items)}
+        if items[start:start + size]:  # as messages.list: Gmail leaves an empty list out
+            body["drafts"] = items[start:start + size]
         if start + size < len(items):
             body["nextPageToken"] = str(start + size)
         return Response(200, body)

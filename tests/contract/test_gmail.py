@@ -18,7 +18,7 @@ import pytest
 from google.oauth2.credentials import Credentials
 from googleapiclient.errors import HttpError
 
-from bot.adapters.gmail import CURSOR_KEY, GmailProvider, is_retryable, may_have_landed
+from bot.adapters.gmail import CURSOR_KEY, GmailError, GmailProvider, is_retryable, may_have_landed
 from bot.adapters.gmail_auth import AUTH_EXPIRED, GMAIL_SCOPE, load_credentials, scopes
 from bot.config import LabelsConfig
 from bot.models import MessageRef
@@ -241,19 +241,47 @@ def test_labels_are_created_once_with_their_visibility(gm: FakeGmail, tmp_path: 
     assert processed["labelListVisibility"] == "labelHide"
 
 
-def test_a_label_a_person_deleted_is_recreated_and_the_change_made_once_more(gm: FakeGmail, tmp_path: Path) -> None:
+@pytest.mark.parametrize("refusal", [400, 404])  # Gmail's own "Invalid label", or a 404 about the label
+def test_a_label_a_person_deleted_is_recreated_and_the_change_made_once_more(gm: FakeGmail, tmp_path: Path,
+                                                                             refusal: int) -> None:
     mid = gm.add_message()
     provider = make_provider(gm, tmp_path)
     provider.ensure_labels(LABELS.all())
     old_id = gm.label_id(LEAD)
     gm.delete_label(LEAD)
+    if refusal == 404:
+        gm.server.fail(r"/modify$", gerror(404, "notFound", "Requested entity was not found."))
     gm.reset_counters()
 
     provider.modify(mid, [LEAD, PROCESSED], [], archive=True)
 
     assert gm.label_id(LEAD) not in (None, old_id)
     assert gm.label_names(mid) == {LEAD, PROCESSED, "UNREAD"}
-    assert gm.calls.count("messages.modify") == 2 and gm.calls.count("labels.create") == 1
+    assert len(gm.server.requests(r"/modify$")) == 2 and gm.calls.count("labels.create") == 1
+
+
+def test_a_label_deleted_again_while_the_change_is_redone_leaves_the_change_failed(gm: FakeGmail,
+                                                                                     tmp_path: Path) -> None:
+    first, second = gm.add_message(), gm.add_message()
+    provider = make_provider(gm, tmp_path)
+    provider.ensure_labels(LABELS.all())
+    gm.delete_label(LEAD)
+    gm.after("labels.create", lambda: gm.delete_label(LEAD))  # and a person deletes it again at once
+
+    with pytest.raises(GmailError) as err:
+        provider.modify(first, [LEAD], [], archive=True)
+    assert err.value.status == 400 and not isinstance(err.value, MessageGone)
+    assert "INBOX" in gm.messages[first].labels  # not archived without its label
+
+    gm.after("labels.create", lambda: gm.delete_label(LEAD))
+    gm.reset_counters()
+    left = provider.modify_many([first, second], [LEAD], archive=True)
+
+    assert sorted(left) == sorted([first, second])
+    assert all(isinstance(e, GmailError) and e.status == 400 for e in left.values())
+    assert all(gm.messages[m].labels == {"INBOX", "UNREAD"} for m in (first, second))
+    # one check of the label list, one recreation, one more try: then the messages wait for the next cycle
+    assert gm.calls == ["messages.modify"] * 2 + ["labels.list", "labels.create"] + ["messages.modify"] * 2
 
 
 def test_a_label_created_elsewhere_meanwhile_is_found_after_409(gm: FakeGmail, tmp_path: Path) -> None:
@@ -264,6 +292,15 @@ def test_a_label_created_elsewhere_meanwhile_is_found_after_409(gm: FakeGmail, t
     provider.modify(mid, [REVIEW], [], archive=False)
     assert theirs in gm.messages[mid].labels
     assert len([lab for lab in gm.labels.values() if lab["name"].lower() == REVIEW.lower()]) == 1
+
+
+def test_a_change_that_adds_the_inbox_keeps_the_message_there_even_when_archiving(gm: FakeGmail,
+                                                                                   tmp_path: Path) -> None:
+    mid = gm.add_message(labels=("UNREAD",))
+    provider = make_provider(gm, tmp_path)
+    provider.modify(mid, ["INBOX", REVIEW], [], archive=True)
+    assert gm.label_names(mid) == {"INBOX", REVIEW, "UNREAD"}
+    assert "INBOX" not in gm.server.requests(r"/modify$")[-1].json()["removeLabelIds"]
 
 
 def test_modify_is_one_call_per_message_with_archive(gm: FakeGmail, tmp_path: Path) -> None:
@@ -283,17 +320,105 @@ def test_modify_is_one_call_per_message_with_archive(gm: FakeGmail, tmp_path: Pa
 
 
 def test_trash_uses_the_cheaper_call(gm: FakeGmail, tmp_path: Path) -> None:
-    few = [gm.add_message() for _ in range(3)]
-    many = [gm.add_message() for _ in range(12)]
+    few = [gm.add_message() for _ in range(10)]  # 10 x 5 units: no dearer than one batchModify
+    many = [gm.add_message() for _ in range(11)]
     provider = make_provider(gm, tmp_path)
     provider.trash(few)
-    assert gm.calls == ["messages.trash"] * 3 and gm.units == 15
+    assert gm.calls == ["messages.trash"] * 10 and gm.units == 50
     assert len(gm.server.requests(r"/batch/")) == 1
     gm.reset_counters()
     provider.trash(many)
     assert gm.calls == ["messages.batchModify"] and gm.units == 50
     for mid in few + many:
         assert "TRASH" in gm.messages[mid].labels and "INBOX" not in gm.messages[mid].labels
+
+
+def test_a_trash_gmail_refuses_is_an_error_naming_the_call_and_a_message_already_gone_is_not(
+        gm: FakeGmail, tmp_path: Path) -> None:
+    kept, gone, refused = gm.add_message(), gm.add_message(), gm.add_message()
+    provider = make_provider(gm, tmp_path)
+    gm.delete_message(gone)
+    gm.server.fail(rf"/messages/{refused}/trash$", gerror(400, "failedPrecondition", "Precondition check failed."))
+
+    with pytest.raises(GmailError, match=r"^Gmail trash failed for 1 message\(s\): Gmail messages.trash failed: "
+                                         r"HTTP 400 Precondition check failed"):
+        provider.trash([kept, gone, refused])
+
+    assert "TRASH" in gm.messages[kept].labels and "TRASH" not in gm.messages[refused].labels
+
+
+def test_a_label_change_of_many_messages_uses_the_cheaper_call(gm: FakeGmail, tmp_path: Path) -> None:
+    few = [gm.add_message() for _ in range(10)]  # 10 x 5 units: no dearer than one batchModify
+    many = [gm.add_message() for _ in range(11)]
+    provider = make_provider(gm, tmp_path)
+    provider.ensure_labels([PROCESSED])
+    gm.reset_counters()
+
+    assert provider.modify_many(few, [PROCESSED], archive=True) == {}
+    assert gm.calls == ["messages.modify"] * 10 and len(gm.server.requests(r"/batch/")) == 1
+    gm.reset_counters()
+    assert provider.modify_many(many, [PROCESSED], archive=True) == {}
+    assert gm.calls == ["messages.batchModify"]
+    assert all(gm.label_names(m) == {PROCESSED, "UNREAD"} for m in few + many)
+
+
+def test_a_refused_batch_change_is_redone_message_by_message_so_only_the_bad_ones_are_left(gm: FakeGmail,
+                                                                                        tmp_path: Path) -> None:
+    mids = [gm.add_message() for _ in range(60)]
+    gone, refused = mids[7], mids[55]
+    provider = make_provider(gm, tmp_path)
+    provider.ensure_labels([PROCESSED])
+    gm.delete_message(gone)
+    gm.server.fail(r"/batchModify$", gerror(400, "invalidArgument", "Invalid id value"))
+    gm.server.fail(rf"/messages/{refused}/modify$", gerror(400, "failedPrecondition", "Precondition check failed."))
+    gm.reset_counters()
+
+    left = provider.modify_many(mids, [PROCESSED], archive=True)
+
+    assert sorted(left) == sorted([gone, refused])
+    assert isinstance(left[gone], MessageGone)
+    assert str(left[refused]) == "Gmail messages.modify failed: HTTP 400 Precondition check failed."
+    assert all(gm.label_names(m) == {PROCESSED, "UNREAD"} for m in mids if m not in (gone, refused))
+    assert gm.label_names(refused) == {"INBOX", "UNREAD"}
+    # each message tried once (the faulted one never reached Gmail), at most 50 to a batch request
+    assert gm.calls.count("messages.modify") == 59 and len(gm.server.requests(r"/batch/")) == 2
+
+
+@pytest.mark.parametrize("change", ["label", "trash"])
+def test_a_change_of_more_than_a_thousand_messages_goes_a_thousand_at_a_time(gm: FakeGmail, tmp_path: Path,
+                                                                              change: str) -> None:
+    mids = [gm.add_message() for _ in range(1001)]
+    provider = make_provider(gm, tmp_path)
+    provider.ensure_labels([PROCESSED])
+
+    if change == "label":
+        assert provider.modify_many(mids, [PROCESSED], archive=True) == {}
+    else:
+        provider.trash(mids)
+
+    want = {PROCESSED, "UNREAD"} if change == "label" else {"TRASH", "UNREAD"}
+    assert all(gm.label_names(m) == want for m in mids)
+    batches = [r.json()["ids"] for r in gm.server.requests(r"/batchModify$")]
+    assert [len(b) for b in batches] == [1000, 1] and sum(batches, []) == mids
+    assert "messages.modify" not in gm.calls and "messages.trash" not in gm.calls
+    assert provider.pacer.spent == gm.units  # 50 units a batchModify, as Gmail charges
+
+
+@pytest.mark.parametrize("refusal", [400, 404])
+def test_a_label_deleted_before_a_batch_change_is_recreated_and_the_batch_made_once_more(
+        gm: FakeGmail, tmp_path: Path, refusal: int) -> None:
+    mids = [gm.add_message() for _ in range(11)]
+    provider = make_provider(gm, tmp_path)
+    provider.ensure_labels(LABELS.all())
+    gm.delete_label(LEAD)
+    gm.server.fail(r"/batchModify$", gerror(refusal, "invalidArgument" if refusal == 400 else "notFound"))
+    gm.reset_counters()
+
+    assert provider.modify_many(mids, [LEAD], archive=False) == {}
+
+    assert all(gm.label_names(m) == {LEAD, "INBOX", "UNREAD"} for m in mids)
+    assert len(gm.server.requests(r"/batchModify$")) == 2 and gm.calls.count("labels.create") == 1
+    assert "messages.modify" not in gm.calls  # the label was at fault, not a message: no message-by-message redo
 
 
 # ---------------------------------------------------------------- threads and drafts
@@ -321,11 +446,14 @@ def test_thread_reports_a_colleagues_reply_and_bot_drafts_with_their_source(gm: 
     provider = make_provider(gm, tmp_path)
     draft_id = provider.create_draft(reply_to(gm, root), orig.thread_id)
     gm.reset_counters()
+    charged = provider.pacer.spent
 
     thread = provider.thread(orig.thread_id)
 
-    assert gm.calls == ["threads.get"]
-    assert gm.server.requests(r"/threads/")[-1].query["metadataHeaders"] == ["From", "Date", "X-Triage-Source"]
+    assert gm.calls == ["threads.get"] and provider.pacer.spent - charged == gm.units == 10
+    asked = gm.server.requests(r"/threads/")[-1]
+    assert asked.arg("format") == "metadata"  # headers only, never the bodies
+    assert asked.query["metadataHeaders"] == ["From", "Date", "X-Triage-Source"]
     assert [m.from_addr for m in thread] == ["jane.roe@customer.example", "bob@acme-pumps.example",
                                              "sales@acme-pumps.example"]
     assert [m.provider_id for m in thread[:2]] == [root, colleague]
@@ -352,13 +480,50 @@ def test_draft_is_threaded_and_never_sent(gm: FakeGmail, tmp_path: Path) -> None
 
 def test_a_draft_created_despite_a_5xx_is_found_instead_of_duplicated(gm: FakeGmail, tmp_path: Path) -> None:
     root = gm.add_message()
+    # A colleague's own draft in the thread, older than the bot's: not the one the bot is looking for.
+    theirs = gm.add_message(sender="Bob Nguyen <bob@acme-pumps.example>", subject="Re: Pump quote",
+                            labels=("DRAFT",), thread_id=gm.messages[root].thread_id)
+    gm.drafts["r-bob"] = theirs
     provider = make_provider(gm, tmp_path)
     gm.fail_after("drafts.create", gerror(503, "backendError"))
 
     draft_id = provider.create_draft(reply_to(gm, root), gm.messages[root].thread_id)
 
-    assert list(gm.drafts) == [draft_id]
+    assert list(gm.drafts) == ["r-bob", draft_id] and draft_id != "r-bob"
+    assert gm.messages[gm.drafts[draft_id]].header("X-Triage-Source") == gm.messages[root].header("Message-ID")
     assert gm.calls.count("drafts.create") == 1 and gm.calls.count("threads.get") == 1
+    assert provider.pacer.spent == gm.units  # the pacer charged the lookup what Gmail charged
+
+
+def test_a_lookup_for_the_uncertain_draft_that_fails_is_retried_after_gmails_wait(gm: FakeGmail,
+                                                                                 tmp_path: Path) -> None:
+    root = gm.add_message()
+    sleeps = Sleeps()
+    provider = make_provider(gm, tmp_path, sleeps=sleeps)
+    gm.fail_after("drafts.create", gerror(503, "backendError"))
+    gm.fail_after("threads.get", gerror(503, "backendError", retry_after=5))
+
+    draft_id = provider.create_draft(reply_to(gm, root), gm.messages[root].thread_id)
+
+    assert list(gm.drafts) == [draft_id]
+    assert gm.calls.count("drafts.create") == 1 and gm.calls.count("threads.get") == 2
+    assert len(sleeps) == 2 and 5 <= sleeps[1] <= 5.5  # the bot's own retry, honouring Retry-After
+
+
+def test_draft_id_names_a_draft_found_by_its_message(gm: FakeGmail, tmp_path: Path) -> None:
+    sleeps = Sleeps()
+    provider = make_provider(gm, tmp_path, sleeps=sleeps)
+    assert provider.draft_id("not-a-draft") == "not-a-draft"  # no drafts at all: nothing better to name it by
+    roots = [gm.add_message(subject=f"quote {i}") for i in range(2)]
+    made = [provider.create_draft(reply_to(gm, r), gm.messages[r].thread_id) for r in roots]
+    gm.fail_after("drafts.list", gerror(503, "backendError", retry_after=7))
+
+    assert provider.draft_id(gm.drafts[made[1]]) == made[1]
+    assert len(sleeps) == 1 and 7 <= sleeps[0] <= 7.7  # the bot's own retry, honouring Retry-After
+
+    gm.server.fail(r"/drafts$", gerror(403, "forbidden", "Insufficient permission"))
+    with pytest.raises(GmailError, match="Gmail drafts.list failed: HTTP 403"):
+        provider.draft_id(gm.drafts[made[0]])
 
 
 def test_a_5xx_before_the_draft_landed_creates_it_once_after_checking(gm: FakeGmail, tmp_path: Path) -> None:
@@ -370,11 +535,12 @@ def test_a_5xx_before_the_draft_landed_creates_it_once_after_checking(gm: FakeGm
     assert len(gm.server.requests(r"/drafts$", "POST")) == 2 and gm.calls.count("threads.get") == 1
 
 
-def test_a_rate_limited_draft_is_retried_without_a_lookup(gm: FakeGmail, tmp_path: Path) -> None:
+@pytest.mark.parametrize("source", [True, False])  # a refused call never landed: safe to repeat either way
+def test_a_rate_limited_draft_is_retried_without_a_lookup(gm: FakeGmail, tmp_path: Path, source: bool) -> None:
     root = gm.add_message()
     provider = make_provider(gm, tmp_path)
     gm.server.fail(r"/drafts$", gerror(429, "rateLimitExceeded", retry_after=1))
-    provider.create_draft(reply_to(gm, root), gm.messages[root].thread_id)
+    provider.create_draft(reply_to(gm, root, source=source), gm.messages[root].thread_id)
     assert len(gm.drafts) == 1 and "threads.get" not in gm.calls
 
 
@@ -382,7 +548,7 @@ def test_an_uncertain_draft_failure_without_a_source_header_is_not_repeated(gm: 
     root = gm.add_message()
     provider = make_provider(gm, tmp_path)
     gm.fail_after("drafts.create", gerror(503, "backendError"))
-    with pytest.raises(MailError):
+    with pytest.raises(MailError, match="^Gmail drafts.create failed: HTTP 503"):
         provider.create_draft(reply_to(gm, root, source=False), gm.messages[root].thread_id)
     assert len(gm.drafts) == 1 and gm.calls.count("drafts.create") == 1
 
@@ -482,7 +648,7 @@ def test_a_400_becomes_a_mail_error_with_gmails_reason(gm: FakeGmail, tmp_path: 
     provider = make_provider(gm, tmp_path)
     provider.ensure_labels(LABELS.all())
     gm.server.fail(r"/modify$", gerror(400, "invalidArgument", "Invalid label: Label_999"))
-    with pytest.raises(MailError, match="HTTP 400 Invalid label: Label_999") as err:
+    with pytest.raises(MailError, match="Gmail messages.modify failed: HTTP 400 Invalid label: Label_999") as err:
         provider.modify(mid, [LEAD], [], archive=True)
     assert not isinstance(err.value, AuthError)
     assert len(gm.server.requests(r"/modify$")) == 1  # labels all exist: no recreate-and-retry
@@ -517,6 +683,10 @@ def test_a_missing_thread_is_empty_and_a_missing_message_is_gone(gm: FakeGmail, 
     with pytest.raises(MessageGone, match="deleted from Gmail"):
         provider.modify("18f00000deadbeef", [LEAD], [], archive=False)
     assert gm.calls.count("messages.modify") == 1  # the labels exist: no recreate-and-retry
+    every_user_label = [lab["name"] for lab in gm.labels.values() if lab["type"] == "user"]
+    with pytest.raises(MessageGone, match="deleted from Gmail"):  # a change naming every label there is
+        provider.modify("18f00000deadbeef", every_user_label, list(SYSTEM_LABELS), archive=True)
+    assert gm.calls.count("messages.modify") == 2
 
 
 def retry_after_message(when: datetime) -> str:
