@@ -9,6 +9,7 @@ import yaml
 from bot.config import (
     Away,
     BusinessHours,
+    CompanyConfig,
     ConfigError,
     Reader,
     RepliesConfig,
@@ -349,12 +350,16 @@ def test_pools_and_members_are_read_as_written() -> None:
                                     Away(date(2027, 1, 2), date(2027, 1, 6)))
     assert dach.members[1].away == ()
     assert list(cfg.pools) == ["inside_sales", "dach", "france", "technical"]
-    assert parse_config(shipped(), ROOT / "config.yaml").routing.sticky_days == 90
+    data = shipped()
+    del data["routing"]["sticky_days"]
+    cfg = parse_config(data, ROOT / "config.yaml").routing
+    assert (cfg.sticky_days, cfg.rfq_pool, cfg.default_pool) == (90, "technical", "inside_sales")
 
 
 @pytest.mark.parametrize(("changes", "problems"), [
     ({"followup__business_hours__start": "9:05", "followup__business_hours__end": "23:59"}, []),
     ({"followup__business_hours__start": 480, "followup__business_hours__end": 1439}, []),  # unquoted 08:00, 23:59
+    ({"followup__business_hours__start": 0}, []),  # unquoted 00:00
     ({"followup__business_hours__end": 1440},
      ["followup.business_hours.end: expected a time of day like \"09:00\", got 1440"]),
     ({"followup__business_hours__start": -1},
@@ -389,11 +394,11 @@ def test_times_days_and_zones_are_checked_and_named_by_their_yaml_path(changes: 
 def test_times_days_and_zones_are_read_as_written() -> None:
     data = shipped()
     data["followup"]["business_hours"].update(timezone="America/New_York", days=["Friday", "mon", "SUN", "mon"],
-                                              start=495, end="17:45", holidays=["2026-12-24", date(2026, 12, 31)])
+                                              start=600, end="17:45", holidays=["2026-12-24", date(2026, 12, 31)])
     data["report"]["weekly"] = {"day": "Sunday", "time": "23:05"}
     cfg = parse_config(data, ROOT / "config.yaml")
     hours = cfg.followup.business_hours
-    assert (hours.timezone, hours.days, hours.start, hours.end) == ("America/New_York", (0, 4, 6), time(8, 15),
+    assert (hours.timezone, hours.days, hours.start, hours.end) == ("America/New_York", (0, 4, 6), time(10, 0),
                                                                     time(17, 45))
     assert hours.holidays == (date(2026, 12, 24), date(2026, 12, 31))
     assert hours.zone.utcoffset(datetime(2026, 7, 1)) == timedelta(hours=-4)
@@ -418,6 +423,7 @@ def test_optional_top_level_settings_take_their_defaults_and_check_their_choices
     assert (cfg.state_dir, cfg.log_level, cfg.log_format) == (ROOT / "state", "INFO", "text")
     assert cfg.replies == RepliesConfig(ROOT / "bot" / "templates", "")
     assert cfg.source == ROOT / "config.yaml"
+    assert cfg.company == CompanyConfig("Acme Pumps GmbH", ("acme-pumps.example",), "sales@acme-pumps.example")
     for level in ("DEBUG", "INFO", "WARNING", "ERROR"):
         assert problems_with(log_level=level, log_format="json") == []
     assert problems_with(log_level="debug", log_format="JSON") == [
