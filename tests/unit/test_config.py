@@ -449,7 +449,7 @@ class LookupLog(dict):
     ({}, []), ({"token_env": ""}, []), ({"token_env": 5}, []), ({"token_env": "HUBSPOT_TOKEN"}, ["HUBSPOT_TOKEN"])])
 def test_a_secret_is_looked_up_only_in_the_variable_the_config_names(monkeypatch: pytest.MonkeyPatch, data: dict,
                                                                      looked_up: list[str]) -> None:
-    env = LookupLog({"HUBSPOT_TOKEN": "pat-1"})
+    env = LookupLog({**os.environ, "HUBSPOT_TOKEN": "pat-1"})
     monkeypatch.setattr(os, "environ", env)
     r = Reader(data, BASE, "crm.hubspot")
     assert r.secret("token") == ("pat-1" if looked_up else None)
