@@ -618,6 +618,9 @@ def _member(r: Reader) -> Member | None:
     if email and not _EMAIL_RE.match(email):
         r.problem("email", f"expected an email address, got {show(email)}")
     name = r.string("name")
+    for key, value in (("email", email), ("name", name)):
+        if key in r.data and not value.strip():  # a missing key is reported by r.string
+            r.problem(key, "must not be empty: a member without it cannot be assigned a lead")
     away: list[Away] = []
     raw_away = r.raw("away", [])
     if not isinstance(raw_away, list):
@@ -935,12 +938,14 @@ def _expanded(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
     return sizes[id(node)]
 
 
-def _too_large(node: yaml.Node, path: list[str], sizes: dict[int, int]) -> list[str]:
-    """The paths of the mappings' values that expand past MAX_EXPANDED, as deep as a single key holds the excess."""
-    if isinstance(node, yaml.MappingNode):
-        found = [p for k, v in node.value if sizes.get(id(v), 0) > MAX_EXPANDED
+def _too_large(node: yaml.Node, path: list[str], sizes: dict[int, int],
+               inside: frozenset[int] = frozenset()) -> list[str]:
+    """The paths of the mappings' values that expand past MAX_EXPANDED, as deep as a single key holds the excess.
+    A mapping that contains itself (through an alias) is named where it starts."""
+    if isinstance(node, yaml.MappingNode) and id(node) not in inside:
+        found = [p for k, v in node.value if sizes.get(id(v), 0) > MAX_EXPANDED and id(v) not in inside | {id(node)}
                  for p in _too_large(v, [*path, Reader.key_text(k.value) if isinstance(k, yaml.ScalarNode) else "?"],
-                                     sizes)]
+                                     sizes, inside | {id(node)})]
         if found:
             return found
     return [f"{_path_text(['', *path])}: expands to more than {MAX_EXPANDED:,} values and characters through "
