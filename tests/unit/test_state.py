@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.models import Classification, Usage
-from bot.state import Ledger, MessageRow, classification_from_dict, classification_to_dict, iso, now_utc
+from bot.state import Ledger, MessageRow, StateError, classification_from_dict, classification_to_dict, iso, now_utc
 
 OLD = "2021-03-01T10:00:00+00:00"
 
@@ -54,6 +55,41 @@ def test_a_new_ledger_is_empty_until_a_message_an_effect_or_a_cursor_is_recorded
     assert ledger.is_empty()
     record(ledger)
     assert not ledger.is_empty()
+
+
+def test_a_read_only_ledger_reads_what_was_recorded_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "ledger.sqlite3"
+    writer = Ledger(path)
+    decide(writer, "m1", assignee="alice@acme.example")
+    writer.close()
+    reader = Ledger(path, readonly=True)
+    assert message(reader, "m1").assignee == "alice@acme.example"
+    with pytest.raises(StateError, match="cannot be written"):
+        reader.record_failure("m2", "t2", "timeout")
+    reader.close()
+    assert not Ledger(path).known("m2")
+
+
+def test_a_read_only_ledger_of_a_missing_file_fails_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    with pytest.raises(StateError, match="cannot open the ledger"):
+        Ledger(path, readonly=True)
+    assert not path.exists()
+
+
+def test_a_ledger_whose_outbox_already_has_the_refusals_column_opens_and_counts_on(tmp_path: Path) -> None:
+    # the column is there though not spelt as the ledger looks for it, so SQLite answers "duplicate column" to
+    # adding it, as it does when another process opening the same older ledger added it a moment before
+    path = tmp_path / "ledger.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, provider_id TEXT NOT NULL, "
+                "sink TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, "
+                "last_error TEXT NOT NULL DEFAULT '', result TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, "
+                "done_at TEXT NOT NULL DEFAULT '', Refusals INTEGER NOT NULL DEFAULT 0)")
+    old.execute("INSERT INTO outbox(provider_id, sink, created_at, Refusals) VALUES('m1', 'crm:hubspot', ?, 2)", (OLD,))
+    old.commit()
+    old.close()
+    assert Ledger(path).outbox_refused(1, "400 invalid email") == 3
 
 
 # ------------------------------------------------------------ failures and attempts
@@ -222,6 +258,17 @@ def test_an_outbox_error_is_kept_up_to_1000_characters(ledger: Ledger,
     assert ledger.outbox_result("m1", "notify:") == f"queued ({'x' * 999}y)"
 
 
+def test_the_outbox_result_of_a_sink_is_its_answer_once_done_and_queued_until_then(ledger: Ledger) -> None:
+    decide(ledger, "m1")
+    assert ledger.outbox_result("m1", "crm:") == ""
+    ledger.enqueue("m1", "crm:hubspot")
+    ledger.enqueue("m1", "notify:slack")
+    assert ledger.outbox_result("m1", "crm:") == "queued"
+    ledger.outbox_done([1], "contact 77")
+    assert ledger.outbox_result("m1", "crm:") == "contact 77"
+    assert ledger.outbox_result("m1", "notify:") == "queued"
+
+
 def test_outbox_queues_tell_the_oldest_item_and_the_oldest_failing_one_per_sink(ledger: Ledger) -> None:
     decide(ledger, "m1")
     for sink in ("audit:sheets", "audit:sheets", "notify:slack", "crm:hubspot"):
@@ -234,6 +281,28 @@ def test_outbox_queues_tell_the_oldest_item_and_the_oldest_failing_one_per_sink(
     ledger.outbox_done([4], "contact 77")
     assert ledger.outbox_queues() == {"audit:sheets": (2, stamps[0], stamps[1]), "notify:slack": (1, stamps[2], "")}
     assert ledger.outbox_backlog() == {"audit:sheets": 2, "notify:slack": 1}
+
+
+# ------------------------------------------------------------ round-robin
+
+
+def test_the_previous_owner_is_the_newest_assignee_of_the_thread_or_else_of_the_contact(ledger: Ledger) -> None:
+    def lead_from(email: str) -> dict[str, Any]:
+        return {"classification": classification_to_dict(Classification("lead", 0.9, "en", "offline",
+                                                                         person_email=email))}
+
+    decide(ledger, "m1", thread="t1", assignee="alice@acme.example", at="2021-03-01T09:00:00+00:00",
+           record=lead_from("anna@kunde.example"))
+    decide(ledger, "m2", thread="t1", assignee="bob@acme.example", at="2021-03-02T09:00:00+00:00",
+           record=lead_from("anna@kunde.example"))
+    decide(ledger, "m3", thread="t2", assignee="carol@acme.example", at="2021-03-03T09:00:00+00:00",
+           record=lead_from("Ben@Kunde.example"))
+    decide(ledger, "m4", thread="t3", at="2021-03-04T09:00:00+00:00", record=lead_from("ben@kunde.example"))
+    assert ledger.previous_owner("t1", "ben@kunde.example", OLD) == ("bob@acme.example", "thread")
+    assert ledger.previous_owner("t9", "BEN@kunde.example", OLD) == ("carol@acme.example", "contact")
+    assert ledger.previous_owner("", "anna@kunde.example", OLD) == ("bob@acme.example", "contact")
+    assert ledger.previous_owner("t9", "ben@kunde.example", "2021-03-04T00:00:00+00:00") is None
+    assert ledger.previous_owner("t3", "", OLD) is None
 
 
 # ------------------------------------------------------------ status figures
