@@ -60,7 +60,15 @@ def test_a_follow_up_to_our_quote_goes_to_the_salesperson_who_sent_it(cfg: objec
                      lambda: thread, lambda: None)
     assert (d.action, d.draft, d.notify) == ("assign", False, True)
     assert d.assignee is not None and d.assignee.email == "bob@acme-pumps.example"
-    assert turn is not None and turn.member == "bob@acme-pumps.example"
+    assert turn is not None and (turn.pool, turn.member) == ("inside_sales", "bob@acme-pumps.example")
+    assert d.pool == "inside_sales"  # the audit row names the pool whose turn it took
+
+
+def test_a_lead_with_drafting_switched_off_is_assigned_without_a_draft(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, {"actions": {"lead": {"draft": False}}})
+    d, turn = decide(cfg, email(), PRE, LEAD, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
+    assert (d.action, d.draft, d.review) == ("assign", False, False)
+    assert d.assignee is not None and turn is not None and turn.member == d.assignee.email
 
 
 def test_a_reply_by_someone_outside_the_pools_leaves_the_thread_alone(cfg: object) -> None:
@@ -230,6 +238,8 @@ def test_only_spam_and_newsletters_are_ever_scheduled_for_the_trash_whatever_the
     d, _ = decide(risky, email(), PRE, invoice, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
     assert (d.action, d.trash_after_hours, d.archive, d.labels) == (
         "label", None, True, ("Triage/Processed", "Triage/Accounting"))
+    assert d.reasons == ("offline: accounting 0.95",)  # a labelled message says why, as an assigned one does
     spam = Classification("spam", 0.95, "en", "offline")
     d, _ = decide(risky, email(), PRE, spam, {}, TODAY, lambda: [], lambda: None)  # type: ignore[arg-type]
     assert (d.action, d.trash_after_hours, d.notify, d.crm) == ("trash_later", 72.0, False, False)
+    assert d.reasons == ("offline: spam 0.95",)

@@ -150,7 +150,7 @@ def test_an_outage_loses_no_row_however_long_it_lasts(tmp_path: Path, outage: Ba
     for i in range(5):  # well past max_attempts
         bot.send(f"Pump{i}", f"Valve{i}")
         report = bot.cycle()
-        assert SINK not in report.delivered
+        assert SINK not in report.delivered and report.errors == {SINK: 1}
     assert bot.audit.rows == [] and len(bot.audit.calls) == 5  # one call a cycle, no splitting
 
     bot.audit.down = None
@@ -252,3 +252,30 @@ def test_a_ledger_from_before_refusals_were_counted_gains_the_column(tmp_path: P
     (item,) = ledger.db.execute("SELECT id FROM outbox").fetchall()
     assert ledger.outbox_refused(item["id"], "HTTP 400") == 1
     assert ledger.outbox_refused(item["id"], "HTTP 400") == 2
+
+
+def test_the_reason_a_row_was_given_up_is_kept_to_500_characters(tmp_path: Path) -> None:
+    class Verbose(PickyAuditSink):
+        def write(self, rows: Sequence[dict[str, Any]], retry: bool) -> None:
+            if any(self.poison in r["subject"] for r in rows):
+                raise Refused("HTTP 400: " + "x" * 600)
+            super().write(rows, retry)
+
+    bot = Bot(tmp_path, max_attempts=1)
+    bot.audit = Verbose()
+    _, bad = bot.send("Pump", "POISON")
+    bot.cycle()
+    row = bot.outbox(bad)
+    assert row["status"] == "done" and len(row["result"]) == 500
+    assert row["result"] == ("failed: Refused: HTTP 400: " + "x" * 600)[:500]
+
+
+def test_after_set_aside_max_refused_rows_the_rest_waits_for_the_next_cycle_in_order(tmp_path: Path) -> None:
+    from bot import pipeline
+
+    bot = Bot(tmp_path, max_attempts=2)
+    bot.send("Pump", *(["POISON"] * SET_ASIDE_MAX), *(f"Valve{i}" for i in range(pipeline.OUTBOX_BATCH)))
+    report = bot.cycle()
+    # a later batch must not overtake the rows of this one that were not tried
+    assert numbers(bot.audit.subjects()) == [1] and report.delivered == {SINK: 1}
+    assert collect(bot.ledger)["outbox_backlog"] == {SINK: SET_ASIDE_MAX + pipeline.OUTBOX_BATCH}

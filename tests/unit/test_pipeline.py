@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.pipeline import Pipeline, Services
+from bot.pipeline import CycleReport, Pipeline, Services
 from bot.ports import MailError, MessageGone
 from bot.state import Ledger
 from tests.fake_mail import FakeMailProvider
@@ -404,3 +404,94 @@ def test_mail_deleted_before_the_cycles_label_change_counts_as_skipped_not_proce
     assert len(gone) == 1 and "its labels were not applied" in gone[0]["error"]
     report = bot.cycle()
     assert (report.processed, report.skipped, report.failed) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("config_beside_the_mail", [True, False], ids=["relative", "absolute"])
+def test_the_audit_link_of_maildir_mail_is_where_its_file_ends_up(tmp_path: Path, config_beside_the_mail: bool) -> None:
+    from dataclasses import replace
+
+    from bot.adapters.maildir import MaildirProvider
+
+    bot = Bot(tmp_path)
+    if config_beside_the_mail:
+        bot.cfg = replace(bot.cfg, source=tmp_path / "config.yaml")
+    root = bot.cfg.mail.maildir.path
+    maildir = MaildirProvider(root, bot.cfg.labels.processed)
+    bot.mail = maildir  # type: ignore[assignment]
+    (root / "new" / "ask.1").write_bytes(raw_mail("Where is my order? [support:en:0.9]"))
+    bot.cycle()
+    where = maildir.locate("ask.1")
+    assert where is not None and where.is_file() and where.parent.parent != root  # archived: moved out of the inbox
+    expected = str(where.relative_to(tmp_path)) if config_beside_the_mail else str(where)
+    assert expected.startswith("state/maildir/") == config_beside_the_mail
+    row = bot.ledger.get("ask.1")
+    assert row is not None and row.record["link"] == expected
+    assert [r["link"] for r in bot.audit.rows] == [expected]
+
+
+def test_a_failed_bulk_label_change_is_retried_next_cycle_keeping_the_drafts(tmp_path: Path) -> None:
+    class BulkCallFails(BulkFakeMail):
+        fails = 1
+
+        def modify_many(self, provider_ids: Sequence[str], add: Sequence[str], archive: bool) -> dict[str, Exception]:
+            if self.fails:
+                self.fails -= 1
+                raise MailError("HTTP 400: the batch was refused")
+            return super().modify_many(provider_ids, add, archive)
+
+    bot = Bot(tmp_path)
+    bot.mail = BulkCallFails(processed_label=bot.cfg.labels.processed)
+    pids = [bot.mail.add(raw_mail(f"{LEAD} #{i}", sender=f"Prospect {i} <p{i}@prospect{i}.example>"))
+            for i in range(2)]
+    report = bot.cycle()
+    assert (report.processed, report.failed) == (0, 2)
+    assert all("Triage/Lead" not in bot.labels(pid) for pid in pids) and len(bot.drafts()) == 2
+    report = bot.cycle()
+    assert (report.processed, report.failed) == (0, 0)
+    assert all({"Triage/Lead", "Triage/Processed"} <= bot.labels(pid) for pid in pids)
+    assert len(bot.drafts()) == 2
+    assert [r.status if (r := bot.ledger.get(pid)) else None for pid in pids] == ["done", "done"]
+
+
+def test_a_label_change_failing_on_our_side_waits_without_using_an_attempt(tmp_path: Path) -> None:
+    class DiskFullFor(BulkFakeMail):
+        stuck = ""  # the message whose change fails
+
+        def modify_many(self, provider_ids: Sequence[str], add: Sequence[str], archive: bool) -> dict[str, Exception]:
+            errors = super().modify_many([p for p in provider_ids if p != self.stuck], add, archive)
+            return {**errors, self.stuck: OSError(28, "No space left on device")}
+
+    bot = Bot(tmp_path)
+    mail = DiskFullFor(processed_label=bot.cfg.labels.processed)
+    bot.mail = mail
+    pids = [mail.add(raw_mail(f"{LEAD} #{i}", sender=f"Prospect {i} <p{i}@prospect{i}.example>")) for i in range(2)]
+    mail.stuck = pids[0]
+    report = bot.cycle()
+    assert (report.processed, report.failed, report.waiting) == (1, 1, 1)
+    row = bot.ledger.get(pids[0])
+    assert row is not None and row.status == "decided" and row.attempts == 0 and "No space left" in row.last_error
+    assert "Triage/Lead" not in bot.labels(pids[0]) and "Triage/Lead" in bot.labels(pids[1])
+
+
+def test_trashing_that_fails_is_counted_against_the_mailbox_and_retried(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    pid = bot.mail.add(raw_mail("You won [spam:en:0.99]"))
+    bot.cycle()
+    bot.clock.now += timedelta(hours=73)
+    bot.mail.fail_next("trash", MailError("HTTP 500"))
+    report = bot.cycle()
+    assert (report.trashed, report.errors) == (0, {"mail": 1}) and "TRASH" not in bot.labels(pid)
+    report = bot.cycle()
+    assert (report.trashed, report.errors) == (1, {}) and "TRASH" in bot.labels(pid)
+
+
+def test_more_mail_due_for_the_trash_than_one_call_takes_is_all_trashed_and_counted(tmp_path: Path) -> None:
+    bot = Bot(tmp_path)
+    due = bot.clock.now - timedelta(hours=1)
+    pids = [bot.mail.add(raw_mail(f"You won #{i} [spam:en:0.99]")) for i in range(501)]
+    for pid in pids:  # as the cycle that labelled them left them: a trash effect due now
+        bot.ledger.add_effect(pid, "trash", {}, not_before=due)
+    report = CycleReport()
+    Pipeline(bot.services()).trash_due(report)
+    assert report.trashed == 501
+    assert all("TRASH" in bot.labels(pid) for pid in pids)

@@ -30,6 +30,7 @@ def run(email: Email, colleagues: frozenset[str] = frozenset(), mailbox: str = "
 def test_ordinary_mail_is_classified() -> None:
     result = run(mail())
     assert (result.outcome, result.rule, result.category) == ("classify", None, None)
+    assert result.reason == "no pre-filter rule matched"  # the audit row says why it went to the classifier
 
 
 def test_own_draft_is_skipped() -> None:
@@ -67,8 +68,9 @@ def test_lookalike_domain_is_not_internal() -> None:
 def test_colleague_and_shared_mailbox_are_internal() -> None:
     colleague = run(mail(sender="Agency <Anna@Agency.example>"), colleagues=frozenset({"anna@agency.example"}))
     assert (colleague.outcome, colleague.rule) == ("skip", "internal")
+    assert colleague.reason == "sender anna@agency.example is one of our people"
     shared = run(mail(sender="team@gmail.example"), mailbox="Team@gmail.example")
-    assert shared.rule == "internal"
+    assert (shared.rule, shared.reason) == ("internal", "sender team@gmail.example is one of our people")
 
 
 def test_internal_beats_every_rule_but_own_draft() -> None:
@@ -167,31 +169,35 @@ def test_out_of_office_words_inside_a_subject_do_not_match() -> None:
     assert run(mail(subject="Leave of absence cover: quote needed")).rule is None
 
 
-@pytest.mark.parametrize(("sender", "headers"), [
-    ("news@mailchimp.com", ""),
-    ("news@us5.mcsv.net", ""),
-    ("Shop <news@shop.example>", "Return-Path: <bounce-123@mail.newsletter.example>\r\n"),
-    ("Shop <news@shop.example>", "Sender: Shop <shop=newsletter.example@mcsv.net>\r\n"),
+@pytest.mark.parametrize(("sender", "headers", "reason"), [
+    ("news@mailchimp.com", "", "sender news@mailchimp.com is in the marketing domain mailchimp.com"),
+    ("news@us5.mcsv.net", "", "sender news@us5.mcsv.net is in the marketing domain mcsv.net"),
+    ("Shop <news@shop.example>", "Return-Path: <bounce-123@mail.newsletter.example>\r\n",
+     "Return-Path bounce-123@mail.newsletter.example is in the marketing domain newsletter.example"),
+    ("Shop <news@shop.example>", "Sender: Shop <shop=newsletter.example@mcsv.net>\r\n",
+     "Sender shop=newsletter.example@mcsv.net is in the marketing domain mcsv.net"),
 ])
-def test_marketing_domain_is_newsletter(sender: str, headers: str) -> None:
+def test_marketing_domain_is_newsletter(sender: str, headers: str, reason: str) -> None:
     result = run(mail(sender=sender, headers=headers))
     assert (result.outcome, result.rule, result.category) == ("category", "marketing_domain", "newsletter")
+    assert result.reason == reason
 
 
 def test_marketing_domain_needs_a_domain_boundary() -> None:
     assert run(mail(sender="x@notmailchimp.com")).rule is None
 
 
-@pytest.mark.parametrize("headers", [
-    "List-Id: Pump Users <pump-users.lists.example>\r\n",
-    "List-Unsubscribe: <https://lists.example/u?id=1>\r\n",
-    "Precedence: bulk\r\n",
-    "Precedence: list\r\n",
-    "Precedence: junk\r\n",
+@pytest.mark.parametrize(("headers", "reason"), [
+    ("List-Id: Pump Users <pump-users.lists.example>\r\n", "header List-Id: Pump Users <pump-users.lists.example>"),
+    ("List-Unsubscribe: <https://lists.example/u?id=1>\r\n", "header List-Unsubscribe: <https://lists.example/u?id=1>"),
+    ("Precedence: bulk\r\n", "header Precedence: bulk"),
+    ("Precedence: list\r\n", "header Precedence: list"),
+    ("Precedence: junk\r\n", "header Precedence: junk"),
 ])
-def test_list_mail_is_a_newsletter_hint(headers: str) -> None:
+def test_list_mail_is_a_newsletter_hint(headers: str, reason: str) -> None:
     result = run(mail(headers=headers))
     assert (result.outcome, result.rule, result.category) == ("hint", "list_mail", "newsletter")
+    assert result.reason == reason
 
 
 def test_rule_order_bounce_before_auto_reply_before_marketing_before_list() -> None:
