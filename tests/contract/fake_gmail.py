@@ -558,7 +558,9 @@ class FakeGmail:
             names = {w.lower() for w in wanted or []}
             headers = [{"name": k, "value": v} for k, v in msg.headers
                        if fmt == "full" or not names or k.lower() in names]
-            out["payload"] = {"mimeType": "text/plain", "headers": headers}
+            out["payload"] = {"mimeType": "text/plain"}
+            if headers:  # like every Google JSON API, Gmail leaves an empty list out rather than sending []
+                out["payload"]["headers"] = headers
         elif fmt != "minimal":
             raise ValueError(fmt)
         return out

@@ -463,6 +463,20 @@ def test_thread_reports_a_colleagues_reply_and_bot_drafts_with_their_source(gm: 
     assert gm.messages[gm.drafts[draft_id]].thread_id == orig.thread_id
 
 
+def test_a_thread_message_without_sender_or_readable_date_is_listed_at_its_arrival_time(
+        gm: FakeGmail, tmp_path: Path) -> None:
+    arrived = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    bare = gm.add_message(b"Subject: Pump quote\r\n\r\nHello\r\n", internal_date=arrived)
+    thread_id = gm.messages[bare].thread_id
+    garbled = gm.add_message(b"From: Jane <Jane@customer.example>\r\nDate: yesterday\r\n\r\nHi\r\n",
+                             thread_id=thread_id, internal_date=arrived + timedelta(minutes=5))
+
+    thread = make_provider(gm, tmp_path).thread(thread_id)
+
+    assert [(m.provider_id, m.from_addr, m.date) for m in thread] == [
+        (bare, "", arrived), (garbled, "jane@customer.example", arrived + timedelta(minutes=5))]
+
+
 def test_draft_is_threaded_and_never_sent(gm: FakeGmail, tmp_path: Path) -> None:
     root = gm.add_message()
     provider = make_provider(gm, tmp_path)

@@ -4,6 +4,8 @@ tests/resilience/test_hostile.py.)"""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -157,6 +159,34 @@ def test_a_file_of_exactly_the_size_limit_loads_and_one_byte_more_does_not(tmp_p
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert str(err.value) == f"{path}: 1 problem(s):\n  - the config file is larger than 1024 KB"
+
+
+def test_a_config_path_naming_an_endless_stream_is_refused_without_reading_it_to_the_end(tmp_path: Path) -> None:
+    # a config path pointed at a pipe or a device by mistake: the loader stops one byte past the limit
+    path = tmp_path / "config.yaml"
+    os.mkfifo(path)
+    offered = 8 * MAX_CONFIG_BYTES
+    written: list[int] = []
+
+    def feed() -> None:
+        fd, sent = os.open(path, os.O_WRONLY), 0
+        try:
+            while sent < offered:
+                sent += os.write(fd, b"#" * min(65536, offered - sent))
+        except BrokenPipeError:
+            pass
+        finally:
+            os.close(fd)
+            written.append(sent)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    writer.join(timeout=30)
+
+    assert str(err.value) == f"{path}: 1 problem(s):\n  - the config file is larger than 1024 KB"
+    assert written and written[0] < offered
 
 
 @pytest.mark.parametrize(("content", "problem"), [
