@@ -466,3 +466,7 @@ def test_a_member_with_an_empty_email_or_name_is_a_problem_not_a_silent_omission
     assert any(p.startswith(f"{MEMBER}.email: ") for p in problems)
     assert any(p.startswith(f"{POOL}.members[1].name: ") for p in problems)
     assert any(p.startswith(f"{MEMBER}.email: ") for p in problems_with(routing__pools__dach__members__0__email=None))
+    # each empty member is named once, and no further problem is made up about members that are not there
+    assert problems_with(routing__pools__dach__members__0__email="", routing__pools__dach__members__1__email="") == [
+        f"{MEMBER}.email: must not be empty: a member without it cannot be assigned a lead",
+        f"{POOL}.members[1].email: must not be empty: a member without it cannot be assigned a lead"]
