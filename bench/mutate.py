@@ -56,6 +56,9 @@ class Module:
         return [f"{dotted}.x" + ("ǁ" + f.replace(".", "ǁ") if "." in f else "_" + f) + "__mutmut_*"
                 for f in self.functions]
 
+    def owns(self, mutant: str) -> bool:
+        return any(fnmatch.fnmatchcase(mutant, p) for p in self.patterns())
+
 
 CORE = (
     Module("decide", "bot/decide.py"),
@@ -148,7 +151,7 @@ def sample(modules: tuple[Module, ...], found: dict[str, str], size: int, seed: 
 
     chosen: set[str] = set()
     for m in modules:
-        names = [n for n in found if any(fnmatch.fnmatchcase(n, p) for p in m.patterns())]
+        names = [n for n in found if m.owns(n)]
         chosen.update(sorted(names, key=rank)[:size])
     return chosen
 
@@ -179,16 +182,16 @@ def results() -> dict[str, str]:
 def recheck_survivors(modules: tuple[Module, ...]) -> int:
     """Forget the verdict on surviving mutants of these modules, so the next run judges them with the tests as they
     are now (mutmut re-runs a mutant when its function changes, not when a test is added). Returns how many."""
-    patterns = [p for m in modules for p in m.patterns()]
     forgotten = 0
     for meta in (ROOT / "mutants").rglob("*.py.meta"):
         data = json.loads(meta.read_text())
         codes = data.get("exit_code_by_key", {})
-        for name, code in codes.items():
-            if code in SURVIVED_CODES and any(fnmatch.fnmatchcase(name, p) for p in patterns):
-                codes[name] = None
-                forgotten += 1
-        meta.write_text(json.dumps(data))
+        again = [n for n, code in codes.items() if code in SURVIVED_CODES and any(m.owns(n) for m in modules)]
+        for name in again:
+            codes[name] = None
+        if again:
+            meta.write_text(json.dumps(data))
+        forgotten += len(again)
     return forgotten
 
 
@@ -198,7 +201,7 @@ def diff_of(name: str) -> str:
 
     os.chdir(ROOT)
     module = name.split(".x_")[0].split(".xǁ")[0]  # bot.adapters.gmail.xǁGmailProviderǁtrash__mutmut_3
-    return f"# {name}\n" + get_diff_for_mutant(name, path=Path(*module.split(".")).with_suffix(".py"))
+    return get_diff_for_mutant(name, path=Path(*module.split(".")).with_suffix(".py"))
 
 
 def report(modules: tuple[Module, ...], found: dict[str, str], sampled: bool) -> tuple[list[str], bool]:
@@ -213,7 +216,7 @@ def report(modules: tuple[Module, ...], found: dict[str, str], sampled: bool) ->
     survivors: list[str] = []
     ok = True
     for m in modules:
-        names = sorted(n for n in found if any(fnmatch.fnmatchcase(n, p) for p in m.patterns()))
+        names = sorted(n for n in found if m.owns(n))
         unchecked = [n for n in names if found[n] == "not checked"]  # an interrupted run: no verdict yet
         names = [n for n in names if found[n] != "not checked"]
         killed = [n for n in names if found[n] in KILLED]
@@ -226,7 +229,7 @@ def report(modules: tuple[Module, ...], found: dict[str, str], sampled: bool) ->
             why = equivalent_why(n, diff)
             (equivalent if why else survived).append(n)
             label = f"equivalent: {why}" if why else found[n]
-            survivors.append(f"### {n} ({label})\n```diff\n{diff.split(chr(10), 1)[1].strip()}\n```")
+            survivors.append(f"### {n} ({label})\n```diff\n{diff.strip()}\n```")
         counted = len(names) - len(equivalent)
         score = len(killed) / counted if counted else 1.0
         low, high = wilson(len(killed), counted)
@@ -258,8 +261,9 @@ def main() -> int:
             code = run_mutmut([p for m in modules for p in m.patterns()], args.workers)
         else:
             code = prepare()  # also brings the mutants up to date with the code
-            todo = sorted(n for n in sample(modules, results(), args.sample, args.seed)
-                          if results().get(n) == "not checked") if code == 0 else []
+            found = results()
+            todo = sorted(n for n in sample(modules, found, args.sample, args.seed)
+                          if found[n] == "not checked") if code == 0 else []
             code = run_mutmut(todo, args.workers) if todo else code
         print(f"mutmut exited {code} after {(time.monotonic() - started) / 60:.1f} min", flush=True)
         if code != 0:  # e.g. the tests fail without any mutant: then no verdict can be trusted

@@ -943,9 +943,10 @@ def _too_large(node: yaml.Node, path: list[str], sizes: dict[int, int],
     """The paths of the mappings' values that expand past MAX_EXPANDED, as deep as a single key holds the excess.
     A mapping that contains itself (through an alias) is named where it starts."""
     if isinstance(node, yaml.MappingNode) and id(node) not in inside:
-        found = [p for k, v in node.value if sizes.get(id(v), 0) > MAX_EXPANDED and id(v) not in inside | {id(node)}
+        inside |= {id(node)}
+        found = [p for k, v in node.value if sizes.get(id(v), 0) > MAX_EXPANDED and id(v) not in inside
                  for p in _too_large(v, [*path, Reader.key_text(k.value) if isinstance(k, yaml.ScalarNode) else "?"],
-                                     sizes, inside | {id(node)})]
+                                     sizes, inside)]
         if found:
             return found
     return [f"{_path_text(['', *path])}: expands to more than {MAX_EXPANDED:,} values and characters through "
